@@ -1,0 +1,21 @@
+"""agentropy's Gymnasium text environments.
+
+Importing this package registers every ``agentropy/<Name>-v0`` id; the engines themselves are
+imported only when an env is made. Turn limits (``max_episode_steps``) follow the published
+multi-turn setups (ALGORITHMS.md section 0) and can be changed per ``gymnasium.make`` call.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+__all__ = ["ENV_IDS"]
+
+_SPECS = {
+    "agentropy/TWX-v0": ("envs.textgames:TWXEnv", 50),
+}
+
+for _id, (_entry_point, _max_steps) in _SPECS.items():
+    if _id not in registry:
+        register(id=_id, entry_point=_entry_point, max_episode_steps=_max_steps)
+
+#: Every id this package registers.
+ENV_IDS: tuple[str, ...] = tuple(_SPECS)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment and install agentropy into it.
+#
+#   scripts/setup.sh            runtime dependencies
+#   scripts/setup.sh --dev      plus the test tools (pytest, playwright's Python package)
+#
+# Environment: VENV (default .venv), PYTHON (default python3).
+# On machines without a GPU, torch is pinned to the CPU build 2.13.0 through a constraints
+# file, so no resolver can pull a multi-GB CUDA build. Java (needed by ScienceWorld and
+# TextWorldExpress) is installed from Debian's default-jre-headless when missing and we are root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+EXTRAS=""
+for arg in "$@"; do
+  case "$arg" in
+    --dev) EXTRAS="[dev]" ;;
+    *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 || {
+      apt-get update -q >/dev/null 2>&1
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+    }
+  else
+    return 1
+  fi
+}
+
+if ! command -v java >/dev/null; then
+  apt_install default-jre-headless || {
+    echo "Java is missing: ScienceWorld and TextWorldExpress need it." >&2
+    echo "Install a JRE (>= 11), e.g.: sudo apt-get install default-jre-headless" >&2
+    exit 1
+  }
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+PIP=("$VENV/bin/pip" install -q)
+
+CONSTRAINTS=()
+if ! command -v nvidia-smi >/dev/null; then
+  CONSTRAINTS=(-c scripts/constraints-cpu.txt)
+  if ! "$VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+    log "installing torch 2.13.0 (CPU build)"
+    "${PIP[@]}" "torch==2.13.0"
+  fi
+fi
+
+log "installing agentropy$EXTRAS (editable)"
+"${PIP[@]}" "${CONSTRAINTS[@]}" -e ".$EXTRAS"
+log "done: $("$VENV/bin/python" -c 'import torch, transformers, gymnasium; print("torch", torch.__version__, "| transformers", transformers.__version__, "| gymnasium", gymnasium.__version__)')"

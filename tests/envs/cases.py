@@ -1,0 +1,21 @@
+"""Which envs the contract tests make: for every registered id, a few kwargs sets.
+
+A family adds its cases here; ``test_every_registered_id_has_cases`` fails if one is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: env id -> list of (case name, make kwargs). Cases should be fast to make and reset.
+ENV_CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "agentropy/TWX-v0": [
+        ("coin", {"game": "coin"}),
+        ("cookingworld", {"game": "cookingworld", "split": "dev"}),
+        ("sorting", {"game": "sorting", "split": "test"}),
+    ],
+}
+
+
+def all_cases() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(env_id, name, kwargs) for env_id, cases in ENV_CASES.items() for name, kwargs in cases]
