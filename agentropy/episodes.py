@@ -146,6 +146,12 @@ class EpisodeRecord:
     def num_invalid(self) -> int:
         return sum(not t.action_is_valid for t in self.turns)
 
+    @property
+    def task_type(self) -> str:
+        """The task type, from the task id convention ``<family>/<task type>/...``."""
+        parts = self.task_id.split("/")
+        return parts[1] if len(parts) > 1 else ""
+
     def to_json(self) -> str:
         """One line of JSON (no newline)."""
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, separators=(",", ":"))

@@ -7,7 +7,7 @@ multi-turn setups (ALGORITHMS.md section 0) and can be changed per ``gymnasium.m
 
 from gymnasium.envs.registration import register, registry
 
-__all__ = ["ENV_IDS"]
+__all__ = ["ENV_IDS", "env_class"]
 
 _SPECS = {
     "agentropy/TWX-v0": ("envs.textgames:TWXEnv", 50),
@@ -19,3 +19,19 @@ for _id, (_entry_point, _max_steps) in _SPECS.items():
 
 #: Every id this package registers.
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)
+
+
+def env_class(env_id: str) -> type:
+    """The class behind a registered id, without making an env (no engine starts).
+
+    Useful for class-level facts such as ``family``, ``splits`` and ``engine_packages``.
+    """
+    import importlib
+
+    from gymnasium.envs.registration import spec
+
+    entry = spec(env_id).entry_point
+    if not isinstance(entry, str):
+        return entry
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -8,8 +8,10 @@ Gymnasium 1.x API with the project's guarantees:
   ``bool`` flags, a ``float`` *per-step* reward (the difference of the engine's score, normalised
   to [0, 1]), ``terminated`` (won or lost) kept apart from ``truncated`` (the turn limit, applied
   by Gymnasium's ``TimeLimit`` from ``max_episode_steps``).
-* ``info`` always holds ``task``, ``task_id``, ``admissible_commands``, ``won``, ``score``,
-  ``action_is_valid`` and ``invalid_reason``; families with a cheap expert add ``expert_action``.
+* ``info`` always holds ``task``, ``task_id``, ``task_type``, ``admissible_commands``, ``won``,
+  ``score``, ``action_is_valid`` and ``invalid_reason``; families with a cheap expert add
+  ``expert_action``. Task ids read ``<family>/<task type>/<rest>`` (``twx/coin/train/473``), and
+  ``task_type`` is their second part (the unit of per-task-type reports).
 * The task comes from the split given at construction: ``options={"task": i}`` picks task ``i``
   of the split, otherwise the task is drawn from the env's seeded RNG. Same id, kwargs, seed and
   options give the same game, so the members of a GRPO group play the same task.
@@ -173,7 +175,10 @@ class TextEnv(gym.Env[str, str]):
         raise NotImplementedError
 
     def _engine_reset(self, index: int, options: Mapping[str, Any]) -> tuple[str, str, EngineState]:
-        """Start task ``index`` of the split; return ``(task text, task id, first state)``."""
+        """Start task ``index`` of the split; return ``(task text, task id, first state)``.
+
+        The task id must read ``<family>/<task type>/<anything>`` and be stable across runs.
+        """
         raise NotImplementedError
 
     def _engine_step(self, command: str) -> EngineState:
@@ -216,6 +221,9 @@ class TextEnv(gym.Env[str, str]):
             raise ValueError(f"options['task'] must be an int in [0, {n}), got {index!r}")
         self._task, self._task_id, self._state = self._engine_reset(index, options)
         self._task, self._task_id = to_text(self._task), to_text(self._task_id)
+        if self._task_id.count("/") < 2 or not self._task_id.startswith(self.family + "/"):
+            raise RuntimeError(f"{type(self).__name__}: task id {self._task_id!r} must read "
+                               f"'{self.family}/<task type>/...'")
         self._done = self._state.won or self._state.lost
         return to_text(self._state.observation), self._info(valid=True, reason="")
 
@@ -261,6 +269,7 @@ class TextEnv(gym.Env[str, str]):
         info: dict[str, Any] = {
             "task": self._task,
             "task_id": self._task_id,
+            "task_type": self._task_id.split("/")[1],
             "admissible_commands": list(state.admissible),
             "won": bool(state.won),
             "score": float(state.score),

@@ -91,8 +91,11 @@ def test_step_types_and_info_keys(env_id, name, kwargs):
     try:
         obs, info = env.reset(seed=0)
         assert isinstance(obs, str) and env.observation_space.contains(obs)
-        for key in ("task", "task_id", "admissible_commands", "won", "score", "action_is_valid"):
+        for key in ("task", "task_id", "task_type", "admissible_commands", "won", "score",
+                    "action_is_valid", "invalid_reason"):
             assert key in info, key
+        family = envs.env_class(env_id).family
+        assert info["task_id"].startswith(f"{family}/{info['task_type']}/")
         obs, reward, terminated, truncated, info = env.step(info["admissible_commands"][0])
         assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
         assert type(info["won"]) is bool and type(info["action_is_valid"]) is bool
