@@ -26,6 +26,8 @@ def _setup_logging(verbose: bool = False) -> None:
     )
     # py4j (ScienceWorld, TextWorldExpress) logs shutdown tracebacks at INFO.
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    # bm25s (the shop's search engine) sets its own logger to DEBUG.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         from transformers.utils import logging as hf_logging
@@ -100,6 +102,30 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shop(args: argparse.Namespace) -> int:
+    """Serve the web shop on 127.0.0.1 for shopping by hand, until interrupted."""
+    import time
+
+    from envs.shop.web import ShopServer
+
+    kwargs = {"num_products": args.num_products, "catalog_seed": args.catalog_seed}
+    server = ShopServer(kwargs, port=args.port)
+    try:
+        url = server.new_session_url(split=args.split, goal=args.goal, seed=args.seed)
+        server.start()
+        print(url, flush=True)
+        print(f"start page: {server.url}/ (Ctrl-C stops the server)", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    except ValueError as exc:
+        print(f"agentropy shop: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        server.close()
+
+
 def cmd_train(overrides: Sequence[str]) -> int:
     """Hand the overrides to Hydra, which makes the run folder and calls the trainer."""
     import hydra
@@ -172,6 +198,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-turns", type=int, default=None)
     p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("shop", help="serve the web shop (agentropy/WebShop-v0) as HTML pages on 127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    p.add_argument("--split", default="test", choices=["train", "test", "dev"])
+    p.add_argument("--goal", type=int, default=None, help="task number in the split (default: seeded draw)")
+    p.add_argument("--seed", type=int, default=0, help="reset seed when --goal is not given")
+    p.add_argument("--num-products", type=int, default=10_000)
+    p.add_argument("--catalog-seed", type=int, default=0)
+    p.set_defaults(func=cmd_shop)
     return parser
 
 

@@ -14,6 +14,11 @@ ENV_CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("cookingworld", {"game": "cookingworld", "split": "dev"}),
         ("sorting", {"game": "sorting", "split": "test"}),
     ],
+    "agentropy/WebShop-v0": [
+        ("default", {}),
+        ("small-test", {"split": "test", "num_products": 1000}),
+        ("small-dev", {"split": "dev", "num_products": 1000}),
+    ],
 }
 
 
