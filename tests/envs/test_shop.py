@@ -277,6 +277,26 @@ def test_cache_round_trip_and_repair(tmp_path, monkeypatch):
     assert store.load_shop(3, 300, tmp_path).catalog == built.catalog
 
 
+def test_processes_building_at_once_share_one_cache(tmp_path):
+    code = ("import sys; from envs.shop.store import load_shop; "
+            "print(len(load_shop(5, 400, sys.argv[1]).catalog.goals))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert len({out for out, _ in outs}) == 1
+    assert len(list((tmp_path / "shop").iterdir())) == 1  # one complete folder, no leftovers
+
+
+def test_unwritable_cache_still_gives_a_shop(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(store, "_SHOPS", {})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    shop = store.load_shop(6, 100, blocker)
+    assert len(shop.catalog.products) == 100
+    assert "not writable" in caplog.text
+
+
 # --------------------------------------------------------------------------- search
 def test_search_is_bm25_with_stemming_stopwords_and_ties():
     docs = ["red shoes for running", "blue shoe", "red shoe", "the and of", "red shoes for running"]
