@@ -352,7 +352,9 @@ def _product(
             if options and rng.random() < 0.15:
                 continue
             fresh = [v for v in pool if v not in used]
-            count = rng.randint(min(2, len(fresh)), min(6, len(fresh)))
+            if len(fresh) < 2:
+                continue
+            count = rng.randint(2, min(6, len(fresh)))
             picked = set(rng.sample(fresh, count))
             values = tuple(v for v in pool if v in picked)  # the store's own order
             used.update(values)

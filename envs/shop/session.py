@@ -5,8 +5,10 @@ Features / Reviews sub-pages and Done), and :func:`render_text` its "simple" tex
 (section 5): the page's visible text segments joined by `` [SEP] ``. The HTML pages of
 :mod:`envs.shop.web` render the same :class:`PageView`, so text and HTML show one state.
 
-Actions are ``search[query]`` (on the search page) and ``click[x]`` for a clickable of the
-page. An action that is not valid is a no-op that leaves the page as it was.
+Actions are ``search[query]`` and ``click[x]`` for a clickable of the page. Search works where
+the search bar is, on the search page: the raw WebShop also accepts it elsewhere, but its agent
+wrappers (verl-agent's among them) offer it only there, and so does this session. An action that
+is not valid is a no-op that leaves the page as it was.
 """
 
 from __future__ import annotations
