@@ -158,6 +158,195 @@ def cmd_train(overrides: Sequence[str]) -> int:
     return result.get("rc", 1)
 
 
+# --------------------------------------------------------------------------- inspection
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (all optional; they combine)")
+    g.add_argument("--env", default=None, help="env id, or a part of it (e.g. twx)")
+    g.add_argument("--task", default=None, help="a part of the task id or task text")
+    g.add_argument("--task-type", default=None, help="task type, exact (e.g. coin)")
+    won = g.add_mutually_exclusive_group()
+    won.add_argument("--won", dest="won", action="store_const", const=True, default=None,
+                     help="only successful episodes")
+    won.add_argument("--failed", dest="won", action="store_const", const=False,
+                     help="only failed episodes")
+    g.add_argument("--iteration", type=int, default=None, help="training iteration")
+    g.add_argument("--policy-version", type=int, default=None)
+    g.add_argument("--group", type=int, default=None, help="GRPO group id")
+    g.add_argument("--phase", default=None, choices=["train", "eval", "play"])
+    g.add_argument("--agent", default=None, help='e.g. "random", "expert", "model:hf"')
+    g.add_argument("--split", default=None)
+    g.add_argument("-q", "--query", default=None,
+                   help="a part of the episode id, env id, task, agent or failure")
+    g.add_argument("--text", default=None,
+                   help="a part of any observation, completion or action (reads the records)")
+
+
+def _filter(args: argparse.Namespace):
+    from agentropy.inspect.run import EpisodeFilter
+
+    return EpisodeFilter(
+        env=args.env, task=args.task, task_type=args.task_type, won=args.won,
+        iteration=args.iteration, policy_version=args.policy_version, group_id=args.group,
+        phase=args.phase, agent=args.agent, split=args.split,
+        episode_ids=frozenset(args.episode) if getattr(args, "episode", None) else None,
+        query=args.query,
+    )
+
+
+def _open_run(path: str):
+    from agentropy.episodes import EpisodeSchemaError
+    from agentropy.inspect.run import RunIndex
+
+    try:
+        return RunIndex(path)
+    except (FileNotFoundError, EpisodeSchemaError) as exc:
+        print(f"agentropy: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agentropy.inspect import terminal
+    from agentropy.inspect.api import sort_summaries
+
+    index = _open_run(args.run)
+    if index is None:
+        return 2
+    console = Console(highlight=False)
+    chosen = sort_summaries(index.select(_filter(args), text=args.text), args.sort)
+    if args.episode:
+        missing = set(args.episode) - {s.episode_id for s in chosen}
+        if missing:
+            print(f"agentropy replay: no episode {', '.join(sorted(missing))} in {args.run} "
+                  "(or the filters exclude it)", file=sys.stderr)
+            return 1
+    if not chosen:
+        console.print(f"no episode in {args.run} matches")
+        return 0
+    if args.group is not None or args.group_view:
+        keys = list(dict.fromkeys(s.group_key for s in chosen if s.group_key is not None))
+        if not keys:
+            console.print("the matching episodes belong to no GRPO group")
+            return 0
+        for iteration, group_id in keys[args.offset: args.offset + args.limit]:
+            console.print(terminal.group_view(index.group(iteration, group_id),
+                                              context=args.context))
+        return 0
+    page = chosen[args.offset: args.offset + args.limit]
+    if args.episode or args.show or len(chosen) == 1:
+        for record in index.records(page):
+            console.print(terminal.episode_view(record, show_prompt=args.prompt))
+        return 0
+    console.print(terminal.episode_table(page, total=len(chosen), offset=args.offset))
+    if args.offset + len(page) < len(chosen):
+        console.print(f"[dim]--offset {args.offset + len(page)} for the next page; --show to read "
+                      "them turn by turn, --episode ID for one[/dim]")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    if args.export:
+        from agentropy.inspect.html import export_html
+        from agentropy.inspect.run import EpisodeFilter
+
+        index = _open_run(args.run)
+        if index is None:
+            return 2
+        flt = _filter(args)
+        stats = export_html(index, args.export, flt=flt if flt != EpisodeFilter() else None,
+                            max_episodes=args.max_episodes)
+        print(f"{args.export}: {stats['episodes']} of {stats['matching']} episodes, "
+              f"{stats['bytes'] / 1e6:.1f} MB")
+        return 0
+
+    from agentropy.episodes import EpisodeSchemaError
+    from agentropy.inspect.server import ViewerServer
+
+    try:
+        server = ViewerServer(args.run, port=args.port)
+    except (FileNotFoundError, EpisodeSchemaError) as exc:
+        print(f"agentropy: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"agentropy view: cannot listen on 127.0.0.1:{args.port} ({exc}); "
+              "try --port 0 for any free port", file=sys.stderr)
+        return 2
+    print(f"serving {args.run} ({len(server.index)} episodes) at {server.url} ; Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentropy.inspect.rerun import rerun
+    from agentropy.inspect.terminal import safe_text
+
+    index = _open_run(args.run)
+    if index is None:
+        return 2
+    if not args.episode and not args.all:
+        print("agentropy rerun: name episodes with --episode ID, or use --all (with filters)",
+              file=sys.stderr)
+        return 2
+    chosen = index.select(_filter(args), text=args.text)
+    if args.episode:
+        missing = set(args.episode) - {s.episode_id for s in chosen}
+        if missing:
+            print(f"agentropy rerun: no episode {', '.join(sorted(missing))} in {args.run}",
+                  file=sys.stderr)
+            return 1
+    chosen = chosen[: args.limit]
+    table = Table(title=f"re-run of {len(chosen)} episodes of {args.run}", title_justify="left")
+    table.add_column("episode")
+    table.add_column("turns", justify="right")
+    table.add_column("result")
+    differing = 0
+    for report in rerun(index.records(chosen)):
+        differing += not report.identical
+        style = "green" if report.identical else "bold red"
+        table.add_row(report.episode_id, str(report.turns_replayed),
+                      safe_text(report.describe(), style))
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(f"{len(chosen) - differing} identical, {differing} different")
+    return 1 if differing else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from rich.console import Console
+
+    from agentropy.inspect.compare import compare, default_filter
+    from agentropy.inspect.run import EpisodeFilter
+    from agentropy.inspect.terminal import comparison_table
+
+    index_a, index_b = _open_run(args.run_a), _open_run(args.run_b)
+    if index_a is None or index_b is None:
+        return 2
+    common = EpisodeFilter(env=args.env, task_type=args.task_type, phase=args.phase,
+                           split=args.split)
+    flt_a = default_filter(index_a, dataclasses.replace(
+        common, iteration=args.iteration_a, policy_version=args.policy_version_a))
+    flt_b = default_filter(index_b, dataclasses.replace(
+        common, iteration=args.iteration_b, policy_version=args.policy_version_b))
+    result = compare(index_a, index_b, flt_a, flt_b, common_only=args.common)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        Console(highlight=False).print(comparison_table(result))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -207,6 +396,58 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-products", type=int, default=10_000)
     p.add_argument("--catalog-seed", type=int, default=0)
     p.set_defaults(func=cmd_shop)
+
+    p = sub.add_parser("replay", help="read recorded episodes in the terminal (filters, groups)")
+    p.add_argument("run", help="run folder (with episodes.jsonl)")
+    p.add_argument("--episode", action="append", default=None, metavar="ID",
+                   help="show this episode turn by turn (repeatable)")
+    _add_filters(p)
+    p.add_argument("--show", action="store_true", help="show the matching episodes turn by turn")
+    p.add_argument("--group-view", action="store_true",
+                   help="show GRPO groups side by side at the turn where they diverge "
+                        "(implied by --group)")
+    p.add_argument("--context", type=int, default=2, help="group view: turns after the divergence")
+    p.add_argument("--prompt", action="store_true", help="also show each turn's full prompt")
+    p.add_argument("--sort", default="line", help="line, -line, score, -score, mean_entropy, "
+                   "-mean_entropy, length, -length, iteration, -iteration")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("view", help="browse a run in the HTML viewer (127.0.0.1), or --export it")
+    p.add_argument("run", help="run folder (with episodes.jsonl)")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--export", default=None, metavar="FILE.html",
+                   help="write one self-contained HTML file instead of serving")
+    p.add_argument("--max-episodes", type=int, default=200,
+                   help="--export: embed at most this many episodes (picked evenly)")
+    _add_filters(p)
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("rerun", help="re-run recorded episodes and report the first difference")
+    p.add_argument("run", help="run folder (with episodes.jsonl)")
+    p.add_argument("--episode", action="append", default=None, metavar="ID",
+                   help="the episode to re-run (repeatable)")
+    p.add_argument("--all", action="store_true", help="re-run every episode the filters match")
+    p.add_argument("--limit", type=int, default=1000)
+    _add_filters(p)
+    p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("compare", help="success and score per task type of two runs or checkpoints")
+    p.add_argument("run_a", help="run folder A")
+    p.add_argument("run_b", help="run folder B (may be A, with --iteration-a/-b)")
+    p.add_argument("--env", default=None)
+    p.add_argument("--task-type", default=None)
+    p.add_argument("--phase", default=None, choices=["train", "eval", "play"],
+                   help="default: eval episodes when a run has them, else all")
+    p.add_argument("--split", default=None)
+    p.add_argument("--iteration-a", type=int, default=None)
+    p.add_argument("--iteration-b", type=int, default=None)
+    p.add_argument("--policy-version-a", type=int, default=None)
+    p.add_argument("--policy-version-b", type=int, default=None)
+    p.add_argument("--common", action="store_true", help="only the task ids both sides played")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

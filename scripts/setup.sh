@@ -2,7 +2,8 @@
 # Create (or update) the project's virtual environment and install agentropy into it.
 #
 #   scripts/setup.sh            runtime dependencies
-#   scripts/setup.sh --dev      plus the test tools (pytest, playwright's Python package)
+#   scripts/setup.sh --dev      plus the test tools (pytest, playwright's Python package) and
+#                               Debian's chromium for the viewer's browser tests
 #
 # Environment: VENV (default .venv), PYTHON (default python3).
 # On machines without a GPU, torch is pinned to the CPU build 2.13.0 through a constraints
@@ -41,6 +42,12 @@ if ! command -v java >/dev/null; then
     echo "Install a JRE (>= 11), e.g.: sudo apt-get install default-jre-headless" >&2
     exit 1
   }
+fi
+
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+if [ -n "$EXTRAS" ] && ! command -v chromium >/dev/null; then
+  apt_install chromium || echo "[setup] chromium is missing: the browser tests will fail." \
+    "Install it, e.g.: sudo apt-get install chromium" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -1,0 +1,215 @@
+"""Re-run a recorded episode: ``agentropy rerun``.
+
+The env is made again from the record (id and ``gymnasium.make`` kwargs), reset with the
+recorded seed and options, and stepped with the recorded actions. At every turn the observation
+the agent acted on, then the reward, validity and invalid reason the step returned, are compared
+with the record; the first turn where anything differs is reported with both values. At the end
+the outcome (terminated, truncated, won, score) is compared too. Package versions that differ
+from the recorded ones are reported separately: they do not make a re-run differ by themselves,
+but they are the usual reason when it does.
+
+Rewards are compared with an absolute tolerance of 1e-9 (JSON keeps floats exactly, so a
+recorded reward differs only if a writer rounded it); texts and flags must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+import envs  # noqa: F401  (registers the ids)
+from agentropy.episodes import EpisodeRecord, package_versions
+
+__all__ = ["Difference", "RerunReport", "Rerunner", "rerun"]
+
+log = logging.getLogger(__name__)
+
+REWARD_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field whose re-run value is not the recorded one.
+
+    Attributes:
+        turn: index into ``record.turns`` (0-based); None for the episode's outcome.
+        field: ``"observation"``, ``"reward"``, ``"action_is_valid"``, ``"invalid_reason"``,
+            ``"length"``, ``"terminated"``, ``"truncated"``, ``"won"``, ``"score"``, ``"task_id"``
+            or ``"task"``.
+        recorded: the value in the record.
+        replayed: the value the re-run gave.
+    """
+
+    turn: int | None
+    field: str
+    recorded: Any
+    replayed: Any
+
+    def describe(self) -> str:
+        where = "outcome" if self.turn is None else f"turn {self.turn}"
+        return f"{where}: {self.field} recorded {_short(self.recorded)}, re-run {_short(self.replayed)}"
+
+
+@dataclass(frozen=True)
+class RerunReport:
+    """The result of re-running one episode.
+
+    Attributes:
+        episode_id: the record's id.
+        turns_replayed: how many recorded actions were sent to the env.
+        differences: the differences found at the first turn that differs (empty if none).
+        version_changes: package name -> (recorded version, installed version), for packages
+            whose version changed since the episode was recorded.
+        error: why the re-run could not be done or finished ("" if it could).
+    """
+
+    episode_id: str
+    turns_replayed: int
+    differences: tuple[Difference, ...] = ()
+    version_changes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def identical(self) -> bool:
+        """The re-run reproduced every recorded observation, reward and the outcome."""
+        return not self.differences and not self.error
+
+    @property
+    def first_turn(self) -> int | None:
+        """The first turn that differs (None if none, or only the outcome does)."""
+        turns = [d.turn for d in self.differences if d.turn is not None]
+        return min(turns) if turns else None
+
+    def describe(self) -> str:
+        """One paragraph for people: what differs, first, and which versions changed."""
+        if self.error:
+            head = f"could not re-run: {self.error}"
+        elif self.differences:
+            head = "differs at " + "; ".join(d.describe() for d in self.differences)
+        else:
+            head = f"identical ({self.turns_replayed} turns)"
+        if self.version_changes:
+            changes = ", ".join(f"{name} {old} -> {new}"
+                                for name, (old, new) in sorted(self.version_changes.items()))
+            head += f" [package versions changed since recording: {changes}]"
+        return head
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def version_changes(record: EpisodeRecord) -> dict[str, tuple[str, str]]:
+    """Packages whose installed version is not the one the record names."""
+    names = [n for n in record.package_versions if n not in ("agentropy", "gymnasium")]
+    installed = package_versions(names)
+    return {
+        name: (old, installed.get(name, "not installed"))
+        for name, old in record.package_versions.items()
+        if installed.get(name, "not installed") != old
+    }
+
+
+def _diffs(turn: int | None, pairs: Iterable[tuple[str, Any, Any]]) -> list[Difference]:
+    out = []
+    for name, recorded, replayed in pairs:
+        if name == "reward" or name == "score":
+            same = math.isclose(float(recorded), float(replayed), rel_tol=0.0,
+                                abs_tol=REWARD_TOLERANCE)
+        else:
+            same = recorded == replayed
+        if not same:
+            out.append(Difference(turn, name, recorded, replayed))
+    return out
+
+
+class Rerunner:
+    """Re-runs records, keeping one env per (env id, kwargs) open between episodes.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._envs: dict[tuple[str, str], gym.Env] = {}
+
+    def _env(self, record: EpisodeRecord) -> gym.Env:
+        key = (record.env_id, json.dumps(dict(record.env_kwargs), sort_keys=True, default=str))
+        if key not in self._envs:
+            self._envs[key] = gym.make(record.env_id, **dict(record.env_kwargs))
+        return self._envs[key]
+
+    def rerun(self, record: EpisodeRecord) -> RerunReport:
+        """Re-run one record; see the module docstring for what is compared."""
+        changes = version_changes(record)
+        try:
+            env = self._env(record)
+        except Exception as exc:  # an unknown id, a missing engine, bad kwargs
+            return RerunReport(record.episode_id, 0, version_changes=changes,
+                               error=f"cannot make {record.env_id} with {dict(record.env_kwargs)}: "
+                                     f"{type(exc).__name__}: {exc}")
+        options = dict(record.options) or None
+        try:
+            obs, info = env.reset(seed=record.seed, options=options)
+        except Exception as exc:
+            return RerunReport(record.episode_id, 0, version_changes=changes,
+                               error=f"reset failed: {type(exc).__name__}: {exc}")
+        diffs = _diffs(None, [("task_id", record.task_id, info.get("task_id")),
+                              ("task", record.task, info.get("task"))])
+        if diffs:
+            return RerunReport(record.episode_id, 0, tuple(diffs), changes)
+        terminated = truncated = False
+        for t, turn in enumerate(record.turns):
+            if terminated or truncated:
+                return RerunReport(record.episode_id, t, (
+                    Difference(t, "length", record.length, t),), changes)
+            diffs = _diffs(t, [("observation", turn.observation, obs)])
+            if diffs:
+                return RerunReport(record.episode_id, t, tuple(diffs), changes)
+            try:
+                obs, reward, terminated, truncated, info = env.step(turn.action)
+            except Exception as exc:
+                return RerunReport(record.episode_id, t, version_changes=changes,
+                                   error=f"turn {t}: step raised {type(exc).__name__}: {exc}")
+            diffs = _diffs(t, [
+                ("reward", turn.reward, reward),
+                ("action_is_valid", turn.action_is_valid, info["action_is_valid"]),
+                ("invalid_reason", turn.invalid_reason, info["invalid_reason"]),
+            ])
+            if diffs:
+                return RerunReport(record.episode_id, t + 1, tuple(diffs), changes)
+        n = record.length
+        outcome = [("won", record.won, info["won"]), ("score", record.score, info["score"])]
+        if not record.failure:
+            # An episode cut short by a failure (a crashed backend, say) ends without the env
+            # saying so; its flags are the recorder's, not the env's.
+            outcome = [("terminated", record.terminated, terminated),
+                       ("truncated", record.truncated, truncated), *outcome]
+        return RerunReport(record.episode_id, n, tuple(_diffs(None, outcome)), changes)
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            try:
+                env.close()
+            except Exception:  # pragma: no cover  (closing must not hide the report)
+                log.exception("closing an env failed")
+        self._envs.clear()
+
+    def __enter__(self) -> Rerunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def rerun(records: Iterable[EpisodeRecord]) -> Iterator[RerunReport]:
+    """Re-run each record in turn (one env per id and kwargs); yields a report per record."""
+    with Rerunner() as runner:
+        for record in records:
+            yield runner.rerun(record)

@@ -1,0 +1,549 @@
+"""Reading a run folder for inspection: an index of its episodes, filters, metrics, replay rows.
+
+A run folder (``RUN``) holds:
+
+* ``episodes.jsonl``: :class:`agentropy.episodes.EpisodeRecord` lines, possibly tens of
+  thousands and still growing while training runs;
+* ``metrics.jsonl``: one flat object per training iteration (``{"iteration": 3, "train/success":
+  0.25, ...}``);
+* ``replay.jsonl`` (SPEAR runs): the replay buffer's rows after each iteration;
+* ``.hydra/config.yaml``: the resolved config, for runs made by ``agentropy train``.
+
+:class:`RunIndex` reads ``episodes.jsonl`` once, line by line, and keeps only a small
+:class:`EpisodeSummary` and the byte offset of each record; a full record is read back from its
+offset on demand. :meth:`RunIndex.refresh` indexes what was appended since the last call, so a
+viewer can follow a live run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from agentropy.episodes import EpisodeRecord, EpisodeSchemaError
+
+__all__ = [
+    "EpisodeFilter",
+    "EpisodeSummary",
+    "RunIndex",
+    "divergence_turn",
+    "facets",
+    "metric_series",
+    "read_jsonl_objects",
+    "read_config",
+    "read_metrics",
+    "read_replay",
+    "split_completion",
+]
+
+log = logging.getLogger(__name__)
+
+EPISODES_FILE = "episodes.jsonl"
+METRICS_FILE = "metrics.jsonl"
+REPLAY_FILE = "replay.jsonl"
+CONFIG_FILE = ".hydra/config.yaml"
+
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_ACTION = re.compile(r"<action>(.*?)(?:</action>|$)", re.DOTALL)
+
+
+def split_completion(completion: str) -> tuple[str, str]:
+    """Split a model completion into its thinking and its answer.
+
+    ``"<think>t</think><action>a</action>"`` gives ``("t", "a")``. Without ``<think>`` tags the
+    thinking is empty; without ``<action>`` tags the answer is what is left once the thinking is
+    removed. An unclosed tag runs to the end of the text.
+    """
+    think = _THINK.search(completion)
+    thinking = think.group(1).strip() if think else ""
+    rest = completion[: think.start()] + completion[think.end():] if think else completion
+    action = _ACTION.search(rest)
+    answer = action.group(1) if action else rest
+    return thinking, answer.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSummary:
+    """What the episode lists show and filter on; the full record stays on disk.
+
+    Attributes:
+        episode_id: the record's id.
+        line: 1-based line number in ``episodes.jsonl``.
+        offset: byte offset of the line.
+        env_id, task, task_id, task_type, agent, phase, split: from the record (``task``
+            cut to 200 characters).
+        iteration, group_id, policy_version, seed: from the record.
+        won, score, total_reward, length, num_invalid, terminated, truncated, failure: the outcome.
+        mean_entropy: mean of the turns' ``mean_entropy`` (None if no turn has one).
+        has_training_data: some turn carries an advantage.
+    """
+
+    episode_id: str
+    line: int
+    offset: int
+    env_id: str
+    task: str
+    task_id: str
+    task_type: str
+    agent: str
+    phase: str
+    split: str
+    iteration: int | None
+    group_id: int | None
+    policy_version: int
+    seed: int | None
+    won: bool
+    score: float
+    total_reward: float
+    length: int
+    num_invalid: int
+    terminated: bool
+    truncated: bool
+    failure: str
+    mean_entropy: float | None
+    has_training_data: bool
+
+    @property
+    def group_key(self) -> tuple[int | None, int] | None:
+        """(iteration, group id): the members of one GRPO group share it."""
+        return None if self.group_id is None else (self.iteration, self.group_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def of(cls, record: EpisodeRecord, line: int = 0, offset: int = 0) -> EpisodeSummary:
+        entropies = [t.mean_entropy for t in record.turns if t.mean_entropy is not None]
+        return cls(
+            episode_id=record.episode_id,
+            line=line,
+            offset=offset,
+            env_id=record.env_id,
+            task=record.task[:200],
+            task_id=record.task_id,
+            task_type=record.task_type,
+            agent=record.agent,
+            phase=record.phase,
+            split=record.split,
+            iteration=record.iteration,
+            group_id=record.group_id,
+            policy_version=record.policy_version,
+            seed=record.seed,
+            won=record.won,
+            score=record.score,
+            total_reward=record.total_reward,
+            length=record.length,
+            num_invalid=record.num_invalid,
+            terminated=record.terminated,
+            truncated=record.truncated,
+            failure=record.failure,
+            mean_entropy=sum(entropies) / len(entropies) if entropies else None,
+            has_training_data=any(t.advantage is not None for t in record.turns),
+        )
+
+
+@dataclass(frozen=True)
+class EpisodeFilter:
+    """Which episodes to show. Every field left at None matches everything.
+
+    Attributes:
+        env: env id, exact (``agentropy/TWX-v0``) or a case-insensitive part of it (``twx``).
+        task: a case-insensitive part of the task id or the task text.
+        task_type: the task type, exact (``coin``).
+        won: success (True) or failure (False).
+        iteration, policy_version, group_id: exact.
+        phase, agent, split: exact.
+        episode_ids: only these ids.
+        query: a case-insensitive part of the id, env id, task id, task, agent or failure.
+    """
+
+    env: str | None = None
+    task: str | None = None
+    task_type: str | None = None
+    won: bool | None = None
+    iteration: int | None = None
+    policy_version: int | None = None
+    group_id: int | None = None
+    phase: str | None = None
+    agent: str | None = None
+    split: str | None = None
+    episode_ids: frozenset[str] | None = None
+    query: str | None = None
+
+    def matches(self, s: EpisodeSummary) -> bool:
+        if self.env is not None and s.env_id != self.env and self.env.lower() not in s.env_id.lower():
+            return False
+        if self.task is not None:
+            needle = self.task.lower()
+            if needle not in s.task_id.lower() and needle not in s.task.lower():
+                return False
+        for name in ("task_type", "won", "iteration", "policy_version", "group_id", "phase",
+                     "agent", "split"):
+            wanted = getattr(self, name)
+            if wanted is not None and getattr(s, name) != wanted:
+                return False
+        if self.episode_ids is not None and s.episode_id not in self.episode_ids:
+            return False
+        if self.query:
+            needle = self.query.lower()
+            haystack = (s.episode_id, s.env_id, s.task_id, s.task, s.agent, s.failure)
+            if not any(needle in h.lower() for h in haystack):
+                return False
+        return True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> EpisodeFilter:
+        """Build a filter from text parameters (a URL query); empty values are ignored.
+
+        Raises:
+            ValueError: a number or boolean that does not parse, naming the parameter.
+        """
+        def text(name: str) -> str | None:
+            value = params.get(name, "").strip()
+            return value or None
+
+        def integer(name: str) -> int | None:
+            value = text(name)
+            if value is None:
+                return None
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+        won = text("won")
+        if won is not None:
+            if won.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"won must be true or false, got {won!r}")
+            won_value: bool | None = won.lower() in ("true", "1", "yes")
+        else:
+            won_value = None
+        ids = text("episode_ids")
+        return cls(
+            env=text("env"),
+            task=text("task"),
+            task_type=text("task_type"),
+            won=won_value,
+            iteration=integer("iteration"),
+            policy_version=integer("policy_version"),
+            group_id=integer("group_id"),
+            phase=text("phase"),
+            agent=text("agent"),
+            split=text("split"),
+            episode_ids=frozenset(ids.split(",")) if ids else None,
+            query=text("q"),
+        )
+
+
+def _record_mentions(record: EpisodeRecord, needle: str) -> bool:
+    """Whether any text of the record (task, observations, completions, actions) holds needle."""
+    needle = needle.lower()
+    texts: list[str] = [record.task, record.initial_observation, record.failure]
+    for t in record.turns:
+        texts += [t.observation, t.completion, t.action, t.invalid_reason]
+    return any(needle in x.lower() for x in texts)
+
+
+@dataclass
+class _IndexState:
+    summaries: list[EpisodeSummary] = field(default_factory=list)
+    by_id: dict[str, int] = field(default_factory=dict)
+    offset: int = 0
+    lines: int = 0
+    size_seen: int = 0
+
+
+class RunIndex:
+    """An index of a run folder's episodes: summaries in memory, records read on demand.
+
+    Thread-safe: a server thread may call :meth:`refresh` while others read.
+
+    Args:
+        run_dir: the run folder. It must exist; ``episodes.jsonl`` may be missing (no episodes
+            yet) or still growing.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a folder.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir} is not a run folder (no such directory)")
+        self.episodes_path = self.run_dir / EPISODES_FILE
+        self._state = _IndexState()
+        self._lock = threading.Lock()
+        self.refresh()
+
+    # ------------------------------------------------------------------ indexing
+    def refresh(self) -> int:
+        """Index the complete lines appended since the last call; returns how many.
+
+        A file that shrank (a resumed run truncated it) is indexed again from the start. A
+        last line without its newline is a record still being written: it is left for later.
+
+        Raises:
+            EpisodeSchemaError: a complete line that is not a readable record, naming the line.
+        """
+        with self._lock:
+            path = self.episodes_path
+            if not path.exists():
+                self._state = _IndexState()
+                return 0
+            size = path.stat().st_size
+            state = self._state
+            if size < state.size_seen:
+                log.info("%s shrank; indexing it again", path)
+                state = self._state = _IndexState()
+            if size == state.offset:
+                state.size_seen = size
+                return 0
+            added = 0
+            with open(path, "rb") as f:
+                f.seek(state.offset)
+                while True:
+                    start = f.tell()
+                    raw = f.readline()
+                    if not raw.endswith(b"\n"):
+                        break  # EOF, or a record still being written
+                    state.lines += 1
+                    if not raw.strip():
+                        state.offset = f.tell()
+                        continue
+                    record = _parse_line(raw, path, state.lines)
+                    summary = EpisodeSummary.of(record, line=state.lines, offset=start)
+                    if record.episode_id in state.by_id:
+                        log.warning("%s:%d: episode id %s was already recorded; showing the "
+                                    "later record", path, state.lines, record.episode_id)
+                        state.summaries[state.by_id[record.episode_id]] = summary
+                    else:
+                        state.by_id[record.episode_id] = len(state.summaries)
+                        state.summaries.append(summary)
+                    state.offset = f.tell()
+                    added += 1
+            state.size_seen = size
+            return added
+
+    # ------------------------------------------------------------------ queries
+    def __len__(self) -> int:
+        return len(self._state.summaries)
+
+    @property
+    def summaries(self) -> Sequence[EpisodeSummary]:
+        """All summaries, in file order."""
+        return tuple(self._state.summaries)
+
+    def summary(self, episode_id: str) -> EpisodeSummary | None:
+        state = self._state
+        index = state.by_id.get(episode_id)
+        return None if index is None else state.summaries[index]
+
+    def record(self, episode_id: str) -> EpisodeRecord | None:
+        """The full record of an episode, read from disk; None if the id is unknown."""
+        summary = self.summary(episode_id)
+        if summary is None:
+            return None
+        return self._read_at(summary)
+
+    def _read_at(self, summary: EpisodeSummary) -> EpisodeRecord:
+        with open(self.episodes_path, "rb") as f:
+            f.seek(summary.offset)
+            raw = f.readline()
+        record = _parse_line(raw, self.episodes_path, summary.line)
+        if record.episode_id != summary.episode_id:
+            raise EpisodeSchemaError(
+                f"{self.episodes_path}:{summary.line}: the file changed under the index "
+                f"(expected episode {summary.episode_id}, found {record.episode_id}); refresh"
+            )
+        return record
+
+    def records(self, summaries: Iterable[EpisodeSummary]) -> Iterator[EpisodeRecord]:
+        """The full records of the given summaries, in the given order."""
+        for s in summaries:
+            yield self._read_at(s)
+
+    def select(self, flt: EpisodeFilter | None = None, text: str | None = None
+               ) -> list[EpisodeSummary]:
+        """The summaries that match ``flt``, in file order.
+
+        Args:
+            flt: the filter on summary fields.
+            text: if given, keep only episodes whose texts (observations, completions, actions,
+                task) contain it, case-insensitively; this reads the matching records.
+        """
+        flt = flt or EpisodeFilter()
+        chosen = [s for s in self._state.summaries if flt.matches(s)]
+        if text:
+            chosen = [s for s, r in zip(chosen, self.records(chosen), strict=True)
+                      if _record_mentions(r, text)]
+        return chosen
+
+    def group(self, iteration: int | None, group_id: int) -> list[EpisodeRecord]:
+        """The members of one GRPO group, in file order."""
+        members = [s for s in self._state.summaries if s.group_key == (iteration, group_id)]
+        return list(self.records(members))
+
+    def facets(self) -> dict[str, Any]:
+        """Counts per value of the filterable fields, for the viewer's menus."""
+        return facets(self._state.summaries)
+
+
+def facets(summaries: Sequence[EpisodeSummary]) -> dict[str, Any]:
+    """Counts per value of the filterable fields (env, task type, phase, agent, split), the
+    iterations and policy versions present, the number won and the number of GRPO groups."""
+    out: dict[str, Any] = {}
+    for name in ("env_id", "task_type", "phase", "agent", "split"):
+        out[name] = dict(sorted(Counter(getattr(s, name) for s in summaries).items()))
+    for name in ("iteration", "policy_version"):
+        out[name] = sorted({getattr(s, name) for s in summaries} - {None})
+    out["won"] = sum(s.won for s in summaries)
+    out["groups"] = len({s.group_key for s in summaries} - {None})
+    return out
+
+
+def _parse_line(raw: bytes, path: Path, line: int) -> EpisodeRecord:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EpisodeSchemaError(f"{path}:{line}: not a JSON record ({exc})") from None
+    try:
+        return EpisodeRecord.from_dict(data)
+    except EpisodeSchemaError as exc:
+        raise EpisodeSchemaError(f"{path}:{line}: {exc}") from None
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise EpisodeSchemaError(f"{path}:{line}: malformed record ({exc!r})") from None
+
+
+def divergence_turn(records: Sequence[EpisodeRecord]) -> int | None:
+    """The first turn at which the members of a group stop doing the same thing.
+
+    Members of a GRPO group play the same task from the same seed, so they see the same turns
+    until one of them acts differently (or stops). Returns the index of the first turn whose
+    actions differ, or at which one member has no turn left while another goes on; None if all
+    members played exactly the same actions (or there are fewer than two).
+    """
+    if len(records) < 2:
+        return None
+    longest = max(r.length for r in records)
+    for t in range(longest):
+        if any(t >= r.length for r in records):
+            return t
+        if len({r.turns[t].action for r in records}) > 1:
+            return t
+    return None
+
+
+# ---------------------------------------------------------------------- metrics and replay
+def read_jsonl_objects(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file; a truncated last line (a live writer) is skipped.
+
+    Raises:
+        ValueError: a complete line that is not a JSON object, naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            if not raw.endswith(b"\n"):
+                try:
+                    data = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    log.warning("%s:%d: skipping a truncated last line", path, number)
+                    break
+            else:
+                try:
+                    data = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+            out.append(data)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """``metrics.jsonl`` rows that have an integer ``iteration``, sorted by iteration.
+
+    Non-numeric values are dropped, and so are NaN and infinities (JSON has no spelling for
+    them, and a chart cannot place them).
+    """
+    rows = []
+    for obj in read_jsonl_objects(Path(run_dir) / METRICS_FILE):
+        iteration = obj.get("iteration")
+        if not isinstance(iteration, int) or isinstance(iteration, bool):
+            continue
+        row: dict[str, Any] = {"iteration": iteration}
+        for key, value in obj.items():
+            if key != "iteration" and (number := _number(value)) is not None:
+                row[key] = number
+        rows.append(row)
+    rows.sort(key=lambda r: r["iteration"])
+    return rows
+
+
+def metric_series(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The metric keys of ``rows`` and which of them a viewer plots by default.
+
+    Returns:
+        ``{"keys": all keys sorted, "default_keys": those containing "success" or "entropy"}``.
+    """
+    keys = sorted({k for r in rows for k in r} - {"iteration"})
+    default = [k for k in keys if "success" in k or "entropy" in k]
+    return {"keys": keys, "default_keys": default}
+
+
+def read_replay(run_dir: str | Path) -> list[dict[str, Any]]:
+    """``replay.jsonl``: per iteration, the replay buffer's rows, sorted by iteration.
+
+    Each item is ``{"iteration": int, "rows": [{"episode_id", "turn", "advantage", "score",
+    "step"}, ...]}``; rows that lack an episode id or a turn are dropped with a warning.
+    """
+    out = []
+    path = Path(run_dir) / REPLAY_FILE
+    for obj in read_jsonl_objects(path):
+        iteration = obj.get("iteration")
+        rows = obj.get("rows")
+        if not isinstance(iteration, int) or not isinstance(rows, list):
+            log.warning("%s: skipping a line without an iteration and rows", path)
+            continue
+        clean = []
+        for row in rows:
+            if (isinstance(row, dict) and isinstance(row.get("episode_id"), str)
+                    and isinstance(row.get("turn"), int)):
+                clean.append({
+                    "episode_id": row["episode_id"],
+                    "turn": row["turn"],
+                    "advantage": _number(row.get("advantage")),
+                    "score": _number(row.get("score")),
+                    "step": row.get("step") if isinstance(row.get("step"), int) else None,
+                })
+            else:
+                log.warning("%s: iteration %d: skipping a malformed row", path, iteration)
+        out.append({"iteration": iteration, "rows": clean})
+    out.sort(key=lambda r: r["iteration"])
+    return out
+
+
+def read_config(run_dir: str | Path) -> str | None:
+    """The resolved config (``.hydra/config.yaml``) as text, if the run has one."""
+    path = Path(run_dir) / CONFIG_FILE
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
