@@ -17,23 +17,27 @@ viewer can follow a live run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from agentropy.episodes import EpisodeRecord, EpisodeSchemaError
+from agentropy.episodes import SCHEMA_VERSION, EpisodeRecord, EpisodeSchemaError
 
 __all__ = [
     "EpisodeFilter",
     "EpisodeSummary",
     "RunIndex",
+    "cache_dir",
     "divergence_turn",
     "facets",
     "metric_series",
@@ -118,6 +122,44 @@ class EpisodeSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], line: int = 0, offset: int = 0) -> EpisodeSummary:
+        """The summary of a record's JSON object, without building the record (faster).
+
+        Raises:
+            KeyError, TypeError, AttributeError: a malformed record.
+        """
+        turns = data["turns"]
+        entropies = [t["mean_entropy"] for t in turns if t.get("mean_entropy") is not None]
+        task_id = data["task_id"]
+        parts = task_id.split("/")
+        return cls(
+            episode_id=data["episode_id"],
+            line=line,
+            offset=offset,
+            env_id=data["env_id"],
+            task=data["task"][:200],
+            task_id=task_id,
+            task_type=parts[1] if len(parts) > 1 else "",
+            agent=data["agent"],
+            phase=data["phase"],
+            split=data.get("split", ""),
+            iteration=data.get("iteration"),
+            group_id=data.get("group_id"),
+            policy_version=data["policy_version"],
+            seed=data["seed"],
+            won=data["won"],
+            score=data["score"],
+            total_reward=data["total_reward"],
+            length=len(turns),
+            num_invalid=sum(not t["action_is_valid"] for t in turns),
+            terminated=data["terminated"],
+            truncated=data["truncated"],
+            failure=data.get("failure", ""),
+            mean_entropy=sum(entropies) / len(entropies) if entropies else None,
+            has_training_data=any(t.get("advantage") is not None for t in turns),
+        )
 
     @classmethod
     def of(cls, record: EpisodeRecord, line: int = 0, offset: int = 0) -> EpisodeSummary:
@@ -254,11 +296,47 @@ def _record_mentions(record: EpisodeRecord, needle: str) -> bool:
 
 @dataclass
 class _IndexState:
+    """What has been indexed: the summaries, and where in the file the index stops.
+
+    ``head`` and ``tail`` are the file's first bytes and the bytes just before ``offset``: if
+    either changed, the file was rewritten (a resumed run truncates and appends) and the index
+    starts again.
+    """
+
     summaries: list[EpisodeSummary] = field(default_factory=list)
     by_id: dict[str, int] = field(default_factory=dict)
     offset: int = 0
     lines: int = 0
-    size_seen: int = 0
+    head: bytes = b""
+    tail: bytes = b""
+
+    def add(self, summary: EpisodeSummary, path: Path) -> None:
+        if summary.episode_id in self.by_id:
+            log.warning("%s:%d: episode id %s was already recorded; showing the later record",
+                        path, summary.line, summary.episode_id)
+            self.summaries[self.by_id[summary.episode_id]] = summary
+        else:
+            self.by_id[summary.episode_id] = len(self.summaries)
+            self.summaries.append(summary)
+
+
+_FINGERPRINT = 256  # bytes compared at the head and at the end of what was indexed
+_PROGRESS_S = 5.0  # seconds between progress messages while indexing a big file
+_CACHE_VERSION = 1
+_CACHE_MIN_BYTES = 1 << 20  # index at least this much of a file before caching it
+
+
+def cache_dir() -> Path:
+    """Where run indexes are cached: ``$AGENTROPY_CACHE_DIR``, else the user's cache folder."""
+    if os.environ.get("AGENTROPY_CACHE_DIR"):
+        return Path(os.environ["AGENTROPY_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "agentropy" / "index"
+
+
+def _read_span(f: Any, start: int, size: int) -> bytes:
+    f.seek(max(0, start))
+    return f.read(size)
 
 
 class RunIndex:
@@ -274,21 +352,29 @@ class RunIndex:
         FileNotFoundError: ``run_dir`` is not a folder.
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, *, cache: bool = True) -> None:
         self.run_dir = Path(run_dir).resolve()
         if not self.run_dir.is_dir():
             raise FileNotFoundError(f"{run_dir} is not a run folder (no such directory)")
         self.episodes_path = self.run_dir / EPISODES_FILE
         self._state = _IndexState()
         self._lock = threading.Lock()
+        self._cache_path = None
+        if cache:
+            key = hashlib.sha256(str(self.episodes_path).encode()).hexdigest()[:24]
+            self._cache_path = cache_dir() / f"{key}.jsonl"
+            self._state = self._load_cache()
+        self._saved_at = time.monotonic()
+        self._saved_offset = self._state.offset
         self.refresh()
 
     # ------------------------------------------------------------------ indexing
     def refresh(self) -> int:
         """Index the complete lines appended since the last call; returns how many.
 
-        A file that shrank (a resumed run truncated it) is indexed again from the start. A
-        last line without its newline is a record still being written: it is left for later.
+        A file that was rewritten (its first bytes, or the bytes before where the index stopped,
+        changed: a resumed run truncates it) is indexed again from the start. A last line
+        without its newline is a record still being written: it is left for later.
 
         Raises:
             EpisodeSchemaError: a complete line that is not a readable record, naming the line.
@@ -298,39 +384,100 @@ class RunIndex:
             if not path.exists():
                 self._state = _IndexState()
                 return 0
-            size = path.stat().st_size
-            state = self._state
-            if size < state.size_seen:
-                log.info("%s shrank; indexing it again", path)
-                state = self._state = _IndexState()
-            if size == state.offset:
-                state.size_seen = size
-                return 0
-            added = 0
             with open(path, "rb") as f:
-                f.seek(state.offset)
-                while True:
-                    start = f.tell()
-                    raw = f.readline()
-                    if not raw.endswith(b"\n"):
-                        break  # EOF, or a record still being written
-                    state.lines += 1
-                    if not raw.strip():
-                        state.offset = f.tell()
-                        continue
-                    record = _parse_line(raw, path, state.lines)
-                    summary = EpisodeSummary.of(record, line=state.lines, offset=start)
-                    if record.episode_id in state.by_id:
-                        log.warning("%s:%d: episode id %s was already recorded; showing the "
-                                    "later record", path, state.lines, record.episode_id)
-                        state.summaries[state.by_id[record.episode_id]] = summary
-                    else:
-                        state.by_id[record.episode_id] = len(state.summaries)
-                        state.summaries.append(summary)
-                    state.offset = f.tell()
-                    added += 1
-            state.size_seen = size
+                size = f.seek(0, os.SEEK_END)
+                state = self._state
+                if state.offset and (size < state.offset or not self._unchanged(f, state)):
+                    log.info("%s was rewritten; indexing it again", path)
+                    state = self._state = _IndexState()
+                if size == state.offset:
+                    return 0
+                added = self._index_from(f, state, size)
+            self._maybe_save()
             return added
+
+    @staticmethod
+    def _unchanged(f: Any, state: _IndexState) -> bool:
+        return (_read_span(f, 0, len(state.head)) == state.head
+                and _read_span(f, state.offset - len(state.tail), len(state.tail)) == state.tail)
+
+    def _index_from(self, f: Any, state: _IndexState, size: int) -> int:
+        path = self.episodes_path
+        added = 0
+        last_report = time.monotonic()
+        f.seek(state.offset)
+        while True:
+            start = f.tell()
+            raw = f.readline()
+            if not raw.endswith(b"\n"):
+                break  # EOF, or a record still being written
+            state.lines += 1
+            if raw.strip():
+                state.add(_summarize(raw, path, state.lines, start), path)
+                added += 1
+            state.offset = f.tell()
+            if time.monotonic() - last_report > _PROGRESS_S:
+                last_report = time.monotonic()
+                log.info("indexing %s: %d episodes, %.0f of %.0f MB", path, len(state.summaries),
+                         state.offset / 1e6, size / 1e6)
+        state.head = _read_span(f, 0, min(_FINGERPRINT, state.offset))
+        state.tail = _read_span(f, state.offset - min(_FINGERPRINT, state.offset),
+                                min(_FINGERPRINT, state.offset))
+        return added
+
+    # ------------------------------------------------------------------ cache
+    def _load_cache(self) -> _IndexState:
+        """The cached index of this file, if it still describes the file's first bytes."""
+        path = self._cache_path
+        if path is None or not path.is_file() or not self.episodes_path.exists():
+            return _IndexState()
+        try:
+            with open(path, "rb") as f:
+                header = json.loads(f.readline())
+                if header.get("version") != _CACHE_VERSION or header.get("path") != str(
+                        self.episodes_path):
+                    return _IndexState()
+                state = _IndexState(offset=header["offset"], lines=header["lines"],
+                                    head=bytes.fromhex(header["head"]),
+                                    tail=bytes.fromhex(header["tail"]))
+                names = [f.name for f in fields(EpisodeSummary)]
+                for raw in f:
+                    state.add(EpisodeSummary(**dict(zip(names, json.loads(raw), strict=True))),
+                              self.episodes_path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.debug("ignoring the index cache %s: %s", path, exc)
+            return _IndexState()
+        with open(self.episodes_path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < state.offset or not self._unchanged(f, state):
+                return _IndexState()
+        log.debug("read %d summaries of %s from the cache %s", len(state.summaries),
+                  self.episodes_path, path)
+        return state
+
+    def _maybe_save(self) -> None:
+        """Write the cache after a big first indexing, then at most every 30 s of new records."""
+        state = self._state
+        if self._cache_path is None or state.offset == self._saved_offset:
+            return
+        grown = state.offset - self._saved_offset
+        if grown < _CACHE_MIN_BYTES and time.monotonic() - self._saved_at < 30.0:
+            return
+        self._saved_at, self._saved_offset = time.monotonic(), state.offset
+        names = [f.name for f in fields(EpisodeSummary)]
+        header = {"version": _CACHE_VERSION, "path": str(self.episodes_path),
+                  "offset": state.offset, "lines": state.lines, "head": state.head.hex(),
+                  "tail": state.tail.hex()}
+        lines = [json.dumps(header)] + [
+            json.dumps([getattr(s, n) for n in names], ensure_ascii=False)
+            for s in state.summaries]
+        try:
+            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._cache_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            os.replace(tmp, self._cache_path)
+        except OSError as exc:  # a read-only home: the cache is only a speed-up
+            log.debug("cannot write the index cache %s: %s", self._cache_path, exc)
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -407,6 +554,20 @@ def facets(summaries: Sequence[EpisodeSummary]) -> dict[str, Any]:
     out["won"] = sum(s.won for s in summaries)
     out["groups"] = len({s.group_key for s in summaries} - {None})
     return out
+
+
+def _summarize(raw: bytes, path: Path, line: int, offset: int) -> EpisodeSummary:
+    """The summary of one line; records of an older schema go through :class:`EpisodeRecord`."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EpisodeSchemaError(f"{path}:{line}: not a JSON record ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        return EpisodeSummary.of(_parse_line(raw, path, line), line=line, offset=offset)
+    try:
+        return EpisodeSummary.from_dict(data, line=line, offset=offset)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise EpisodeSchemaError(f"{path}:{line}: malformed record ({exc!r})") from None
 
 
 def _parse_line(raw: bytes, path: Path, line: int) -> EpisodeRecord:

@@ -7,6 +7,14 @@ import pytest
 from tests.inspect.runs import write_hostile_run
 
 
+@pytest.fixture(autouse=True)
+def index_cache(tmp_path_factory, monkeypatch):
+    """Run indexes are cached in a folder of the test session, never in the user's home."""
+    folder = tmp_path_factory.getbasetemp() / "index-cache"
+    monkeypatch.setenv("AGENTROPY_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def hostile_run(tmp_path_factory: pytest.TempPathFactory):
     """A small training run with hostile recorded texts (see tests/inspect/runs.py)."""

@@ -76,3 +76,12 @@ def test_errors(capsys, hostile_run, tmp_path):
     (tmp_path / "episodes.jsonl").write_text("{broken\n{}\n")
     assert main(["replay", str(tmp_path)]) == 2
     assert "episodes.jsonl:1: not a JSON record" in capsys.readouterr().err
+
+
+def test_help_lists_the_inspection_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("replay", "view", "rerun", "compare"):
+        assert command in out

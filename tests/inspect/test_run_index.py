@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -201,3 +202,35 @@ def test_episode_payload_splits_thinking_and_shortens_prompts_on_request():
     prompt = short["turns"][0]["prompt"]
     assert prompt.startswith(record.turns[0].prompt[:20]) and "left out of this export" in prompt
     assert prompt.endswith(record.turns[0].prompt[-20:])
+
+
+def test_the_index_is_cached_and_the_cache_checked(tmp_path, monkeypatch, index_cache):
+    from agentropy.inspect import run as run_module
+
+    monkeypatch.setattr(run_module, "_CACHE_MIN_BYTES", 0)
+    monkeypatch.setenv("AGENTROPY_CACHE_DIR", str(tmp_path / "cache"))
+    records = hostile_records()
+    folder = tmp_path / "run"
+    write = EpisodeLog(folder / "episodes.jsonl")
+    for r in records[:10]:
+        write.append(r)
+    write.close()
+    first = RunIndex(folder)
+    assert len(list((tmp_path / "cache").glob("*.jsonl"))) == 1
+
+    parsed = []
+    real = run_module._summarize
+    monkeypatch.setattr(run_module, "_summarize", lambda raw, *a: parsed.append(1) or real(raw, *a))
+    again = RunIndex(folder)  # from the cache: no line parsed
+    assert parsed == [] and again.summaries == first.summaries
+    with EpisodeLog(folder / "episodes.jsonl") as log:
+        log.append(records[10])
+    assert RunIndex(folder).summary(records[10].episode_id) is not None and parsed == [1]
+    # The file rewritten with other records of the same size: the cache no longer applies.
+    other = [dataclasses.replace(r, episode_id=r.episode_id.replace("it", "IT")) for r in records[:11]]
+    with EpisodeLog(folder / "episodes.jsonl") as log:
+        log.truncate(0)
+        for r in other:
+            log.append(r)
+    assert [s.episode_id for s in RunIndex(folder).summaries] == [r.episode_id for r in other]
+    assert RunIndex(folder, cache=False).summaries == RunIndex(folder).summaries
