@@ -216,13 +216,14 @@ def group_view(records: Sequence[EpisodeRecord], *, context: int = 2) -> Rendera
 def comparison_table(cmp: Comparison) -> RenderableType:
     """Success and score per task type, A and B side by side, with B - A."""
     table = Table(box=box.SIMPLE_HEAVY, title="success and score per task type",
-                  title_justify="left")
-    table.add_column("task type")
+                  title_justify="left", padding=(0, 1), pad_edge=False, collapse_padding=True)
+    table.add_column("task type", no_wrap=True, max_width=16)
     for side in ("A", "B"):
-        for name in ("episodes", "success", "score"):
-            table.add_column(f"{side} {name}", justify="right")
-    table.add_column("Δ success", justify="right")
-    table.add_column("Δ score", justify="right")
+        for name in ("n", "succ", "score"):
+            table.add_column(f"{side} {name}", justify="right", no_wrap=True,
+                             min_width=len(name) + 2)
+    table.add_column("Δ succ", justify="right", no_wrap=True, min_width=6)
+    table.add_column("Δ score", justify="right", no_wrap=True, min_width=7)
 
     def delta(x: float, a: int, b: int) -> Text:
         if not a or not b:

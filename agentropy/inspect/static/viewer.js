@@ -373,7 +373,10 @@
           h("dl", { class: "kv" }, kv.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
         h("div", {}, h("div", {}, outcome(rec.won, rec.score)),
           h("p", {}, h("a", { href: link("episodes"), id: "back" }, "\u2190 all episodes")))),
-      h("div", { class: "card" }, h("span", { class: "muted" }, "colour by "), seg, " ", legend, strip),
+      h("div", { class: "card" }, sc.entropy || sc.advantage
+        ? [h("span", { class: "muted" }, "colour by "), seg, " ", legend]
+        : h("span", { class: "muted", id: "no-colour" }, "No entropy or advantage recorded for this episode (a scripted agent, or not trained on)."),
+        strip),
       h("div", { class: "spacer" }), turns);
     paint();
     if (params.turn !== undefined) focusTurn(Number(params.turn));
