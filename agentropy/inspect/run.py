@@ -644,17 +644,23 @@ def _number(value: Any) -> float | None:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """``metrics.jsonl`` rows that have an integer ``iteration``, sorted by iteration.
 
-    Non-numeric values are dropped, and so are NaN and infinities (JSON has no spelling for
-    them, and a chart cannot place them).
+    The file is read by :func:`algorithms.metrics.read_metrics` (the writer's own reader).
+    Only numbers are kept: strings, booleans, nulls, NaN and infinities are dropped (a chart
+    cannot place them), and so is the wall-clock ``time`` stamp, which is not a metric.
     """
+    from algorithms.metrics import read_metrics as read_rows
+
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
     rows = []
-    for obj in read_jsonl_objects(Path(run_dir) / METRICS_FILE):
-        iteration = obj.get("iteration")
+    for obj in read_rows(path):
+        iteration = obj.get("iteration") if isinstance(obj, dict) else None
         if not isinstance(iteration, int) or isinstance(iteration, bool):
             continue
         row: dict[str, Any] = {"iteration": iteration}
         for key, value in obj.items():
-            if key != "iteration" and (number := _number(value)) is not None:
+            if key not in ("iteration", "time") and (number := _number(value)) is not None:
                 row[key] = number
         rows.append(row)
     rows.sort(key=lambda r: r["iteration"])

@@ -117,7 +117,7 @@ def write_hostile_run(run: Path) -> Path:
             log.append(record)
     with open(run / "metrics.jsonl", "w") as f:
         for it in (0, 1):
-            row = {"iteration": it, "train/success": 0.25 + 0.25 * it, "train/score": 0.5,
+            row = {"iteration": it, "time": 1.7e9 + it, "train/success": 0.25 + 0.25 * it, "train/score": 0.5,
                    "eval/dev/success": 0.1 * it, "eval/dev/success_greedy": 0.2 * it,
                    "actor/entropy": 1.2 - 0.3 * it, "actor/kl": math.nan if it else 0.01,
                    "replay/size": 4 * it, "note": "<script>x</script>"}

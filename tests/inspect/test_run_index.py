@@ -174,6 +174,7 @@ def test_metrics_keep_numbers_and_pick_default_keys(hostile_run):
     assert series["default_keys"] == ["actor/entropy", "eval/dev/success",
                                       "eval/dev/success_greedy", "train/success"]
     assert "time/rollout_s" not in series["keys"] and "replay/size" in series["keys"]
+    assert "time" not in series["keys"]  # the wall-clock stamp MetricsLog adds
 
 
 def test_replay_rows_are_linked_to_episodes(hostile_run, tmp_path):
