@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 F = TypeVar("F", bound=Callable)
 
-__all__ = ["Registry", "AGGREGATIONS"]
+__all__ = ["Registry", "ADVANTAGES", "AGGREGATIONS", "POLICY_LOSSES"]
 
 
 class Registry(Generic[F]):
@@ -64,5 +64,15 @@ class Registry(Generic[F]):
         return name in self._fns
 
 
-#: Loss aggregation modes: ``fn(loss (N, T), mask (N, T), norm_length: int | None) -> scalar``.
+#: Loss aggregation modes (:mod:`algorithms.functional`):
+#: ``fn(mask (N, T) float, traj_ids (N,) long, norm_length: int | None) -> weights (N, T)``;
+#: the aggregated loss is ``(weights * loss).sum()``.
 AGGREGATIONS: Registry[Callable] = Registry("aggregation mode")
+
+#: Advantage estimators (:mod:`algorithms.advantages`):
+#: ``fn(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput``.
+ADVANTAGES: Registry[Callable] = Registry("advantage estimator")
+
+#: Policy losses (:mod:`algorithms.losses`):
+#: ``fn(inputs: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput`` (per-token matrices).
+POLICY_LOSSES: Registry[Callable] = Registry("policy loss")

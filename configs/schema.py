@@ -26,7 +26,17 @@ __all__ = [
     "AgentConfig",
     "AlgorithmConfig",
     "ConfigError",
+    "EMPGConfig",
+    "EPOConfig",
     "EnvConfig",
+    "FilterConfig",
+    "GiGPOConfig",
+    "GroupConfig",
+    "KLConfig",
+    "PPOConfig",
+    "PolicyLossConfig",
+    "ReplayConfig",
+    "RewardConfig",
     "TinyModelConfig",
     "TrainConfig",
     "load_config",
@@ -139,27 +149,354 @@ class AgentConfig:
             raise ConfigError(f"agent.top_p: must be in (0, 1], got {self.top_p}")
 
 
+def _registered(registry_name: str, key: str, value: str) -> None:
+    """Raise ConfigError naming ``key`` unless ``value`` is in the named registry."""
+    import algorithms.advantages  # noqa: F401  (registers the estimators)
+    import algorithms.functional  # noqa: F401  (registers the aggregation modes)
+    import algorithms.losses  # noqa: F401  (registers the policy losses)
+    from algorithms import registry
+
+    try:
+        getattr(registry, registry_name).check(value, key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@dataclass
+class RewardConfig:
+    """The score the advantages see (ALGORITHMS.md section 0 "Rewards" and 7.2).
+
+    A row's score is outcome + tool-call bonus - invalid-action penalty (of that row); GiGPO's
+    step rewards are the per-step outcome rewards, discounted, minus the row's penalty.
+    """
+
+    outcome: str = "success"
+    """``success``: ``scale`` x won, paid at the last step (verl-agent's 10 x won for ALFWorld,
+    WebShop, ScienceWorld); ``return``: ``scale`` x the env's per-step rewards (the episode
+    return at the episode level)"""
+    scale: float = 10.0
+    """verl-agent: 10 x won"""
+    invalid_action_penalty: float = 0.1
+    """subtracted from the score of each row whose action was invalid (verl-agent 0.1)"""
+    tool_call_coef: float = 0.0
+    """SPEAR's intrinsic reward min(cap, coef x actions in the episode); 0 turns it off"""
+    tool_call_cap: float = 1.0
+    tool_call_schedule: str = "cosine"
+    """``cosine``: weight (1 + cos(pi t / T)) / 2 falling to 0 at T; ``constant``: weight 1"""
+    tool_call_steps: int = 200
+    """T of the falling curriculum, in global steps (SPEAR scripts: 200)"""
+
+    def __post_init__(self) -> None:
+        _choice("algorithm.reward.outcome", self.outcome, ("success", "return"))
+        _choice("algorithm.reward.tool_call_schedule", self.tool_call_schedule, ("cosine", "constant"))
+        _positive("algorithm.reward.invalid_action_penalty", self.invalid_action_penalty, allow_zero=True)
+        _positive("algorithm.reward.tool_call_coef", self.tool_call_coef, allow_zero=True)
+        _positive("algorithm.reward.tool_call_steps", self.tool_call_steps, allow_zero=True)
+
+
+@dataclass
+class GroupConfig:
+    """Group statistics of GRPO, and of GiGPO's episode and step levels (ALGORITHMS.md 2, 3)."""
+
+    norm_by_std: bool = True
+    """divide by the group std (``mean_std_norm``); False is Dr.GRPO / Dr.BoT / ``mean_norm``"""
+    over_rows: bool = True
+    """statistics over all rows of a group (verl-agent's ``compute_mean_std_cross_all_data``
+    default: a 50-step trajectory counts 50 times); False: one score per trajectory (the
+    paper's formula; a trajectory's score is the mean of its rows' scores)"""
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _positive("algorithm.group.eps", self.eps, allow_zero=True)
+
+
+@dataclass
+class GiGPOConfig:
+    """GiGPO's step level (arXiv 2505.10978; ALGORITHMS.md 3)."""
+
+    gamma: float = 0.95
+    """discount of the step returns"""
+    step_weight: float = 1.0
+    """omega in A = A_episode + omega A_step"""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.gamma <= 1:
+            raise ConfigError(f"algorithm.gigpo.gamma: must be in [0, 1], got {self.gamma}")
+
+
+@dataclass
+class PPOConfig:
+    """PPO's critic and GAE (ALGORITHMS.md 1).
+
+    Without a separate critic (``value_model``) the learner puts a linear value head on the
+    policy's own last hidden state (one forward pass on CPU); its loss is added with
+    ``value_coef`` and the head trains at ``critic_lr``.
+    """
+
+    gamma: float = 1.0
+    lam: float = 1.0
+    whiten: bool = True
+    """whiten the advantages over the batch (masked mean / std)"""
+    value_clip: float = 0.5
+    """verl ``cliprange_value``"""
+    value_coef: float = 0.5
+    """weight of the value loss when the value head shares the policy's backbone"""
+    critic_lr: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for key in ("gamma", "lam"):
+            value = getattr(self, key)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"algorithm.ppo.{key}: must be in [0, 1], got {value}")
+        _positive("algorithm.ppo.value_clip", self.value_clip)
+        _positive("algorithm.ppo.value_coef", self.value_coef, allow_zero=True)
+        _positive("algorithm.ppo.critic_lr", self.critic_lr)
+
+
+@dataclass
+class PolicyLossConfig:
+    """The per-token policy loss (a name in ``algorithms.registry.POLICY_LOSSES``)."""
+
+    name: str = "ppo_clip"
+    """``ppo_clip``, ``clip_cov`` or ``kl_cov``"""
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    """clip-higher (DAPO, Dr.BoT) sets 0.28"""
+    dual_clip_c: float | None = 3.0
+    """dual clip for A < 0 (verl ``clip_ratio_c``); null turns it off; not used by the Cov losses"""
+    clip_cov_ratio: float = 2e-4
+    """Clip-Cov: fraction of valid tokens detached (arXiv 2505.22617; verl yaml default)"""
+    clip_cov_lb: float = 1.0
+    clip_cov_ub: float = 5.0
+    kl_cov_ratio: float = 2e-4
+    """KL-Cov: fraction (not percent) of tokens that get the KL term"""
+    kl_cov_coef: float = 1.0
+    """KL-Cov's beta (verl ``ppo_kl_coef``)"""
+
+    def check(self, key: str) -> None:
+        _registered("POLICY_LOSSES", f"{key}.name", self.name)
+        _positive(f"{key}.clip_low", self.clip_low, allow_zero=True)
+        _positive(f"{key}.clip_high", self.clip_high, allow_zero=True)
+        if self.dual_clip_c is not None and self.dual_clip_c <= 1:
+            raise ConfigError(f"{key}.dual_clip_c: must be > 1 or null, got {self.dual_clip_c}")
+        for name in ("clip_cov_ratio", "kl_cov_ratio"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(f"{key}.{name}: must be in (0, 1], got {value}")
+        if self.clip_cov_lb >= self.clip_cov_ub:
+            raise ConfigError(f"{key}.clip_cov_lb: must be below clip_cov_ub, got "
+                              f"{self.clip_cov_lb} >= {self.clip_cov_ub}")
+
+
+@dataclass
+class KLConfig:
+    """KL to a frozen reference, k3 in the loss (verl-agent ``use_kl_loss``, ``low_var_kl``)."""
+
+    coef: float = 0.01
+    """0 turns the KL term off (and no reference forward pass is made)"""
+    target: float = 0.0
+    """> 0: adaptive coefficient that moves towards this KL per token (Ziegler et al. 2019)"""
+    horizon: int = 10000
+
+    def __post_init__(self) -> None:
+        _positive("algorithm.kl.coef", self.coef, allow_zero=True)
+        _positive("algorithm.kl.target", self.target, allow_zero=True)
+        _positive("algorithm.kl.horizon", self.horizon)
+
+
+@dataclass
+class EPOConfig:
+    """EPO's entropy smoothing (arXiv 2509.22576, paper Tab. 2/3; ALGORITHMS.md 5).
+
+    The loss is L - lambda [L_H - beta_k L_smooth] with lambda = ``algorithm.entropy_coef``,
+    L_H the nested-average token entropy and L_smooth the nested average of ``alpha`` x the
+    hinge against the cumulative mean of past batch entropies.
+    """
+
+    enabled: bool = False
+    alpha: float = 0.1
+    """weight of the hinge ("lambda_k" in the paper's table): ALFWorld 0.1, ScienceWorld 0.05"""
+    kappa_l: float = 0.0
+    kappa_r: float = 2.0
+    gamma: float = 3.0
+    """beta_k = 1 + exp(-gamma k / floor(K / 2))"""
+
+    def __post_init__(self) -> None:
+        _positive("algorithm.epo.alpha", self.alpha, allow_zero=True)
+        _positive("algorithm.epo.kappa_l", self.kappa_l, allow_zero=True)
+        if self.kappa_r < self.kappa_l:
+            raise ConfigError(f"algorithm.epo.kappa_r: must be >= kappa_l, got {self.kappa_r}")
+
+
+@dataclass
+class EMPGConfig:
+    """EMPG (arXiv 2509.09265; ALGORITHMS.md 6): used when ``algorithm.advantage`` is ``empg``."""
+
+    over: str = "grpo"
+    """the trajectory advantage EMPG modulates: ``grpo`` or ``gigpo`` (each base recipe sets it)"""
+    k: float = 1.0
+    k_next: float = 1.0
+    zeta: float = 0.1
+    """project-page snippet default; ARLArena uses 0.05"""
+    eps: float = 1e-8
+
+
+@dataclass
+class FilterConfig:
+    """Dr.BoT's response filters (zero the loss of a row) and group filter (drop groups).
+
+    ALGORITHMS.md 7.1 and DAPO's dynamic sampling. Rows keep their place in the advantage's
+    group statistics; only their loss is masked.
+    """
+
+    overlong: bool = False
+    """generation stopped at the token limit"""
+    incomplete: bool = False
+    """no <action>...</action> after the last </think> (needs the learner's tokenizer)"""
+    repetitive: bool = False
+    """some ``ngram``-token n-gram occurs ``ngram_repeats`` or more times"""
+    unreadable: bool = False
+    """the decoded completion contains U+FFFD (needs the learner's tokenizer)"""
+    ngram: int = 20
+    ngram_repeats: int = 10
+    group_keep_ratio: float = 1.0
+    """keep this fraction of groups, those with the highest std of trajectory scores (Dr.BoT 0.75)"""
+    drop_constant_groups: bool = False
+    """drop groups whose trajectories all scored the same (DAPO's dynamic sampling, without
+    the resampling)"""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.group_keep_ratio <= 1:
+            raise ConfigError(
+                f"algorithm.filters.group_keep_ratio: must be in (0, 1], got {self.group_keep_ratio}")
+        _positive("algorithm.filters.ngram", self.ngram)
+        _positive("algorithm.filters.ngram_repeats", self.ngram_repeats)
+
+
+def _replay_loss() -> PolicyLossConfig:
+    # SPEAR scripts: clip_cov with r = 0.02, lb = 2, ub = 60 (the README shows lb 1, ub 40),
+    # clip 0.2 / 0.28; no dual clip (the Cov losses never use it).
+    return PolicyLossConfig(name="clip_cov", clip_high=0.28, dual_clip_c=None,
+                            clip_cov_ratio=0.02, clip_cov_lb=2.0, clip_cov_ub=60.0)
+
+
+@dataclass
+class ReplayConfig:
+    """SPEAR's self-imitation replay (arXiv 2509.22601; ALGORITHMS.md 7.3)."""
+
+    enabled: bool = False
+    capacity: int = 8192
+    """rows preallocated on the training device; when full the oldest rows go first (SPEAR's
+    list is unbounded; this bound is ours)"""
+    batch_rows: int = 2048
+    """``trajectory_buffer_size``: the most rows one replay uses"""
+    trigger: float = 1.5
+    """replay when more than trigger x batch_rows stored rows beat the median group mean"""
+    tolerate_steps: int = 5
+    """rows older than this many global steps are dropped (SPEAR scripts: 5)"""
+    baseline_size: int = 10240
+    """group entries kept in the baseline buffer"""
+    recalibrate: bool = True
+    """A~ = score - median of historical group means (SPEAR's weight -1); False: stored
+    advantage x ``advantage_scale``"""
+    advantage_scale: float = 1.0
+    loss_coef: float = 1.0
+    """replay_loss_coef (scripts 1; yaml default 0.001)"""
+    loss_steps: int = 200
+    """T of the rising curriculum gamma_t = coef (1 - cos(pi t / T)) / 2"""
+    policy_loss: PolicyLossConfig = field(default_factory=_replay_loss)
+
+    def __post_init__(self) -> None:
+        _positive("algorithm.replay.capacity", self.capacity)
+        _positive("algorithm.replay.batch_rows", self.batch_rows)
+        _positive("algorithm.replay.trigger", self.trigger, allow_zero=True)
+        _positive("algorithm.replay.tolerate_steps", self.tolerate_steps, allow_zero=True)
+        _positive("algorithm.replay.baseline_size", self.baseline_size)
+        _positive("algorithm.replay.loss_coef", self.loss_coef, allow_zero=True)
+        if not 0 < self.advantage_scale <= 1:
+            raise ConfigError(
+                f"algorithm.replay.advantage_scale: must be in (0, 1], got {self.advantage_scale}")
+        if self.enabled and self.capacity < self.trigger * self.batch_rows:
+            raise ConfigError(
+                f"algorithm.replay.capacity: {self.capacity} rows can never reach the trigger "
+                f"{self.trigger} x batch_rows = {self.trigger * self.batch_rows:g}")
+        self.policy_loss.check("algorithm.replay.policy_loss")
+
+
 @dataclass
 class AlgorithmConfig:
-    """The learner, as a configuration of registered parts (ALGORITHMS.md)."""
+    """The learner, as a configuration of registered parts (ALGORITHMS.md).
+
+    A recipe is ``configs/algorithm/base/<recipe>.yaml``; EPO, EMPG and SPEAR are composed over
+    a base (``algorithm=epo algorithm.base=gigpo``). Aggregation by recipe: GRPO, GiGPO, PPO and
+    DAPO use ``token-mean`` (their published defaults), Dr.BoT ``seq-mean-token-sum-norm``,
+    EPO ``traj-mean-turn-mean-token-mean`` (the paper's nested average). LEARNING.md saw a
+    batch-wide token-mean collapse a tiny policy on multi-turn 0/1 rewards where per-trajectory
+    normalisation did not: prefer the nested mode for small-model runs.
+    """
 
     name: str = "grpo"
     """the recipe's name, for logs"""
     base: str = "grpo"
     """the base recipe a method (EPO, EMPG, SPEAR) composes over"""
+    advantage: str = "grpo"
+    """advantage estimator: ``gae``, ``grpo``, ``gigpo`` or ``empg``"""
+    policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     aggregation: str = "token-mean"
     """loss aggregation mode (a name in ``algorithms.registry.AGGREGATIONS``)"""
+    entropy_coef: float = 0.001
+    """entropy bonus (verl-agent's yaml default, on in every baseline); EPO's lambda"""
+    kl: KLConfig = field(default_factory=KLConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
+    gigpo: GiGPOConfig = field(default_factory=GiGPOConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    epo: EPOConfig = field(default_factory=EPOConfig)
+    empg: EMPGConfig = field(default_factory=EMPGConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     lr: float = 1e-6
+    weight_decay: float = 0.01
+    """AdamW weight decay (verl actor default)"""
+    lr_schedule: str = "constant"
+    """``constant`` or ``cosine`` (EPO: cosine, warmup 0.1, min ratio 0.2)"""
+    warmup_ratio: float = 0.0
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    ppo_epochs: int = 1
+    mini_batch_size: int = 256
+    """rows per optimizer step (verl-agent ALFWorld 256)"""
+    micro_batch_size: int = 32
+    """rows per forward pass; gradients are accumulated over a mini-batch"""
+    shuffle: bool = True
+    """shuffle rows before splitting them into mini-batches"""
+    old_logprobs: str = "recompute"
+    """behaviour log-probs for the ratio: ``recompute`` with the model before the update
+    (verl), or ``rollout`` (the sampler's, no extra forward pass)"""
+    seed: int = 0
+    """seeds the learner's own random choices (shuffling, Clip-Cov picks, replay subsampling)"""
 
     def __post_init__(self) -> None:
-        import algorithms.functional  # noqa: F401  (registers the parts)
-        from algorithms.registry import AGGREGATIONS
-
-        try:
-            AGGREGATIONS.check(self.aggregation, "algorithm.aggregation")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        _registered("ADVANTAGES", "algorithm.advantage", self.advantage)
+        _registered("AGGREGATIONS", "algorithm.aggregation", self.aggregation)
+        self.policy_loss.check("algorithm.policy_loss")
+        if self.advantage == "empg" and self.empg.over not in ("grpo", "gigpo"):
+            raise ConfigError(
+                f"algorithm.empg.over: EMPG modulates a trajectory advantage (grpo or gigpo), "
+                f"got {self.empg.over!r} (base recipe {self.base!r})")
+        _choice("algorithm.lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        _choice("algorithm.old_logprobs", self.old_logprobs, ("recompute", "rollout"))
         _positive("algorithm.lr", self.lr)
+        _positive("algorithm.weight_decay", self.weight_decay, allow_zero=True)
+        _positive("algorithm.entropy_coef", self.entropy_coef, allow_zero=True)
+        _positive("algorithm.grad_clip", self.grad_clip)
+        _positive("algorithm.ppo_epochs", self.ppo_epochs)
+        _positive("algorithm.mini_batch_size", self.mini_batch_size)
+        _positive("algorithm.micro_batch_size", self.micro_batch_size)
+        for key in ("warmup_ratio", "min_lr_ratio"):
+            value = getattr(self, key)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"algorithm.{key}: must be in [0, 1], got {value}")
 
 
 @dataclass
