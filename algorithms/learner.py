@@ -118,6 +118,9 @@ class Learner:
         self.max_new_tokens = max_new_tokens
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
+        #: (B,) mean token advantage of each row of the last batch given to :meth:`update`, in
+        #: its row order (NaN for rows the group filter dropped): for the episode records.
+        self.row_advantages: Tensor | None = None
         #: dtype of log-probs, entropies and values: float32, or float64 for a float64 model
         self.float_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
         self.step = 0
@@ -195,7 +198,9 @@ class Learner:
         # 1. Scores, and the group filter (drops whole groups before any forward pass).
         keep = group_keep(batch, reward_signals(batch, cfg.reward, step).scores, cfg.filters)
         tally.add("batch/dropped_rows", float((~keep).sum()))
-        batch = batch.select(torch.nonzero(keep).flatten())
+        kept_rows = torch.nonzero(keep).flatten()
+        self.row_advantages = torch.full((batch.batch_size,), float("nan"), device=self.device)
+        batch = batch.select(kept_rows)
         signals = reward_signals(batch, cfg.reward, step)
         tally.add("reward/tool_weight", signals.tool_weight)
         if batch.batch_size == 0:
@@ -208,6 +213,9 @@ class Learner:
         # 3. Advantages.
         adv = self.advantage_fn(batch, cfg, AdvantageInputs(signals, old_entropy, batch.values))
         batch = batch.replace(advantages=adv.advantages, returns=adv.returns)
+        mask = batch.loss_mask.to(adv.advantages.dtype)
+        self.row_advantages[kept_rows] = ((adv.advantages * mask).sum(-1)
+                                          / mask.sum(-1).clamp_min(1.0)).to(self.row_advantages.dtype)
 
         # 4. Response filters: the row keeps its score, its loss mask is cleared.
         texts = completion_texts(batch, self.tokenizer) if needs_text(cfg.filters) else None

@@ -137,7 +137,6 @@ class ReplayBuffer:
                                                                                dtype=torch.long))
         slots = torch.argsort(key, stable=True)[:n]
         width = batch.seq_len
-        pad = self.seq_len - width
         tokens = {
             "input_ids": batch.input_ids[rows],
             "attention_mask": batch.attention_mask[rows],
@@ -145,8 +144,10 @@ class ReplayBuffer:
             "logprobs": logprobs[rows],
         }
         for name, value in tokens.items():
-            value = torch.nn.functional.pad(value.to(_TOKEN_COLUMNS[name]), (0, pad))
-            self.columns[name][slots] = value.to(self.device)
+            column = self.columns[name]
+            column[slots, :width] = value.to(device=self.device, dtype=column.dtype)
+            if width < self.seq_len:
+                column[slots, width:] = 0
         order = torch.arange(self._counter, self._counter + n, device=self.device)
         per_row = {
             "advantage": advantage[rows],

@@ -50,11 +50,16 @@ def test_every_algorithm_config_is_tested():
     assert ALGORITHMS == ["dapo", "drbot", "empg", "epo", "gigpo", "grpo", "ppo", "spear"]
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_one_step_changes_every_parameter(tiny_model_dir, algorithm):
-    learner, tokenizer = _learner(tiny_model_dir, _cfg(f"algorithm={algorithm}"))
+COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot")]
+
+
+@pytest.mark.parametrize(("algorithm", "base"), [(a, None) for a in ALGORITHMS] + COMPOSED)
+def test_one_step_changes_every_parameter(tiny_model_dir, algorithm, base):
+    overrides = [f"algorithm={algorithm}"] + ([f"algorithm.base={base}"] if base else [])
+    learner, tokenizer = _learner(tiny_model_dir, _cfg(*overrides))
     before = {n: p.detach().clone() for n, p in _trainable(learner).items()}
-    metrics = learner.update(make_batch(tokenizer, groups=2, group_size=2))
+    batch = make_batch(tokenizer, groups=2, group_size=2)
+    metrics = learner.update(batch)
     unchanged = [n for n, p in _trainable(learner).items() if torch.equal(p, before[n])]
     assert not unchanged, unchanged
     assert metrics["actor/optimizer_steps"] == 1 and metrics["batch/rows"] > 0
@@ -62,6 +67,8 @@ def test_one_step_changes_every_parameter(tiny_model_dir, algorithm):
         assert math.isfinite(metrics[key]), key
     assert metrics["adv/std"] > 0
     assert learner.step == 1
+    assert learner.row_advantages.shape == (batch.batch_size,)
+    assert torch.isfinite(learner.row_advantages).all()
 
 
 def test_ppo_with_a_separate_critic(tiny_model_dir):
@@ -187,6 +194,7 @@ def test_response_and_group_filters(tiny_model_dir):
     rows_group1 = sum(t.length for t in trajs[2:])
     metrics = learner.update(collate(trajs, pad_token_id=tokenizer.pad_token_id))
     assert metrics["batch/dropped_rows"] == rows_group1
+    assert int(learner.row_advantages.isnan().sum()) == rows_group1
     assert isinstance(trajs[0], Trajectory)
 
 
