@@ -284,6 +284,11 @@ class Learner:
         want_entropy = "entropy" in self.needs
         want_values = "values" in self.needs
         reference = self.ref_model is not None and self.kl.coef > 0
+        policy_pass = recompute or want_entropy or (want_values and self.critic is None)
+        if not (policy_pass or want_values or reference):
+            return batch.replace(old_logprobs=batch.old_logprobs if batch.old_logprobs is not None
+                                 else batch.rollout_logprobs), None
+
         def zeros() -> Tensor:
             return torch.zeros(batch.input_ids.shape, dtype=self.float_dtype, device=self.device)
 
@@ -291,7 +296,6 @@ class Learner:
         entropy = zeros() if want_entropy else None
         values = zeros() if want_values else None
         ref_lp = zeros() if reference else None
-        policy_pass = recompute or want_entropy or (want_values and self.critic is None)
         for rows in self._micro_batches(batch.batch_size):
             micro = batch.select(rows).trim()
             w = micro.seq_len

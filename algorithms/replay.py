@@ -210,10 +210,16 @@ class ReplayBuffer:
         return batch.trim()
 
     def snapshot(self) -> list[dict[str, float | int]]:
-        """The stored rows, oldest first: global step, ids, advantage and score (for the viewer)."""
+        """The stored rows, oldest first, for ``RUN/replay.jsonl`` and the viewer.
+
+        Each row: ``step`` (global step of admission), ``traj_index`` (the trajectory's position
+        in that step's batch; the trainer maps (step, traj_index) to the episode id), ``turn``,
+        ``group_index``, ``advantage`` and ``score``.
+        """
         idx = self.slots()
-        cols = {k: self.columns[k][idx].tolist()
-                for k in ("step", "traj_index", "turn_index", "group_index", "advantage", "score")}
+        names = {"step": "step", "traj_index": "traj_index", "turn_index": "turn",
+                 "group_index": "group_index", "advantage": "advantage", "score": "score"}
+        cols = {out: self.columns[name][idx].tolist() for name, out in names.items()}
         return [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
 
     def state_dict(self) -> dict[str, Any]:

@@ -11,7 +11,10 @@ Part 1 runs, side by side on the same model and batch, interleaved and repeated:
 - ``<recipe> full``: the recipe as configured (recomputed old log-probs, reference model for
   KL, value head...), which adds forward passes without gradient.
 
-Part 2 fills a replay buffer of 100k rows on the device (admission through
+SPEAR's runs also train on replayed rows whenever its trigger fires (extra optimizer steps on
+rows that are not counted in tokens/s), so its ratio is below the others by design.
+
+Part 0 fills a replay buffer of 100k rows on the device (admission through
 ``SelfImitation.admit``), draws replay batches and times a checkpoint round trip, and reports
 the buffer's preallocated bytes and the process's resident memory.
 
@@ -208,14 +211,14 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f} at start")
+    if not args.skip_replay:  # first, so that the memory figures are not mixed with the models'
+        bench_replay(rows=args.replay_rows, seq_len=args.replay_seq_len, chunk=1000, draws=3)
     tokenizer = train_tokenizer(read_corpus(None), TinyModelConfig().vocab_size)
     sizes = {"tiny": dict(rows=32, prompt=192, completion=48, micro=8),
              "30m": dict(rows=8, prompt=96, completion=32, micro=4)}
     for name in args.models.split(","):
         recipes = (args.recipes if name == "tiny" else args.recipes_30m).split(",")
         bench_model(name, tokenizer, repeats=args.repeats, recipes=recipes, **sizes[name])
-    if not args.skip_replay:
-        bench_replay(rows=args.replay_rows, seq_len=args.replay_seq_len, chunk=1000, draws=3)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 

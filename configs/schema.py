@@ -465,7 +465,8 @@ class AlgorithmConfig:
     grad_clip: float = 1.0
     ppo_epochs: int = 1
     mini_batch_size: int = 256
-    """rows per optimizer step (verl-agent ALFWorld 256)"""
+    """rows per optimizer step (verl-agent ALFWorld 256); rows are split without regard to
+    their trajectories, as in verl-agent, and aggregation is per mini-batch"""
     micro_batch_size: int = 32
     """rows per forward pass; gradients are accumulated over a mini-batch"""
     shuffle: bool = True

@@ -31,6 +31,7 @@ def test_admission_takes_positive_advantage_rows_with_tokens():
     b = _batch(5, adv=[0.5, -1, 0, 2, 3], completion_len=[2, 2, 2, 2, 0])
     assert si.admit(b, torch.tensor([1.0, 2, 3, 4, 5]), step=0) == 2
     snap = si.buffer.snapshot()
+    assert set(snap[0]) == {"step", "traj_index", "turn", "group_index", "advantage", "score"}
     assert [r["traj_index"] for r in snap] == [0, 3]
     assert [r["score"] for r in snap] == [1.0, 4.0]
     assert [r["advantage"] for r in snap] == pytest.approx([0.5, 2.0])
