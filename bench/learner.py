@@ -14,9 +14,10 @@ Part 1 runs, side by side on the same model and batch, interleaved and repeated:
 SPEAR's runs also train on replayed rows whenever its trigger fires (extra optimizer steps on
 rows that are not counted in tokens/s), so its ratio is below the others by design.
 
-Part 0 fills a replay buffer of 100k rows on the device (admission through
-``SelfImitation.admit``), draws replay batches and times a checkpoint round trip, and reports
-the buffer's preallocated bytes and the process's resident memory.
+Part 2 (run first, so that its memory figures are not mixed with the models') fills a
+replay buffer of 100k rows on the device (admission through ``SelfImitation.admit``), draws
+replay batches, times a checkpoint round trip, and reports the buffer's preallocated bytes and
+the process's resident memory.
 
 Usage (from the repository root)::
 
