@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import math
 from pathlib import Path
 
@@ -129,25 +128,27 @@ def test_spear_replays_rows_from_the_device_buffer(tiny_model_dir):
     assert all(r["step"] == 1 for r in learner.replay_snapshot())
 
 
-def test_checkpoint_restores_the_whole_learner(tiny_model_dir):
-    # Learner A: step on b0, checkpoint, step on b1. Learner B: built fresh, loads A's weights
-    # and checkpoint, steps on b1: same metrics and same weights as A.
+def test_checkpoint_restores_the_whole_learner(tiny_model_dir, tmp_path):
+    # Learner A: step on b0, checkpoint (the project's atomic checkpoint folder), step on b1.
+    # Learner B: built fresh, loads A's weights and state, steps on b1: same metrics, same
+    # weights, same replay buffer as A.
+    from algorithms.checkpoint import load_checkpoint, save_checkpoint
+
     cfg = _cfg("algorithm=spear", "algorithm.epo.enabled=true", "algorithm.replay.trigger=0.5",
                "algorithm.replay.loss_steps=2", "algorithm.lr_schedule=cosine",
                "algorithm.warmup_ratio=0.2")
     a, tokenizer = _learner(tiny_model_dir, cfg)
     b0, b1 = make_batch(tokenizer, seed=0), make_batch(tokenizer, seed=1)
     a.update(b0)
-    blob = io.BytesIO()
-    torch.save({"learner": a.state_dict(), "model": a.model.state_dict()}, blob)
+    path = save_checkpoint(tmp_path, 1, model_state=a.model.state_dict(),
+                           state={"learner": a.state_dict()}, meta={})
     m_a = a.update(b1)
 
-    blob.seek(0)
-    saved = torch.load(blob, weights_only=False)
+    saved = load_checkpoint(path)
     b, _ = _learner(tiny_model_dir, cfg)
-    b.model.load_state_dict(saved["model"])
-    b.load_state_dict(saved["learner"])
-    assert b.step == 1 and b.entropy_term.state_dict() == saved["learner"]["entropy_term"]
+    b.model.load_state_dict(saved.model_state)
+    b.load_state_dict(saved.state["learner"])
+    assert b.step == 1 and b.entropy_term.hist_mean == pytest.approx(m_a["epo/hist_entropy"])
     m_b = b.update(b1)
     assert m_b.keys() == m_a.keys()
     for key, value in m_a.items():
