@@ -12,6 +12,7 @@ __all__ = ["ENV_IDS", "env_class"]
 _SPECS = {
     "agentropy/TWX-v0": ("envs.textgames:TWXEnv", 50),
     "agentropy/WebShop-v0": ("envs.shop.env:ShopEnv", 15),
+    "agentropy/ALFWorld-v0": ("envs.household.env:ALFWorldEnv", 50),
 }
 
 for _id, (_entry_point, _max_steps) in _SPECS.items():

@@ -19,6 +19,11 @@ ENV_CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("small-test", {"split": "test", "num_products": 1000}),
         ("small-dev", {"split": "dev", "num_products": 1000}),
     ],
+    # Generated household games (small scenes); loading a game costs about a second.
+    "agentropy/ALFWorld-v0": [
+        ("train", {}),
+        ("valid_unseen", {"split": "valid_unseen", "task_types": ["look_at_obj_in_light", 6]}),
+    ],
 }
 
 

@@ -1,0 +1,140 @@
+"""The real ALFWorld text engine: textworld's ``PddlEnv`` (fast_downward underneath) wrapped in
+alfworld's ``AlfredDemangler`` (entity names such as ``cabinet 3``) and ``AlfredInfos``, the
+stack ``AlfredTWEnv`` builds (ALFWORLD.md section 6, ENVIRONMENTS.md section 3).
+
+Each :class:`Engine` owns one ``PddlEnv``, hence one private copy of fast_downward's shared
+library (``fast_downward.load_lib`` copies it so engines do not share global state); games are
+loaded into it one after the other. No subprocess is started. Importing the engine costs about
+2.5 s (textworld's generator data).
+
+Two things happen around every engine call:
+
+* ``PddlEnv.load`` and ``PddlEnv.reset`` each translate the problem to SAS twice (once plain, once
+  optimised for the planner) with ``fast_downward.pddl2sas``, a pure function of the domain and
+  problem texts and most of their cost. While the engine runs, that function is replaced by a
+  memoised one holding the translations of the current problem, so a load and its resets
+  translate once in all. The engine's behaviour is unchanged: same SAS, same task.
+* ``pddl2sas`` overwrites ``sys.argv`` (for fast_downward's option parser); it is restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Engine", "Verdict", "verify"]
+
+
+@functools.cache
+def _modules() -> tuple[Any, Any, Any, Any]:
+    """Import textworld and alfworld's wrappers without creating ``~/.cache/alfworld``.
+
+    ``alfworld.info`` creates ``$ALFWORLD_DATA`` (default ``~/.cache/alfworld``) at import and
+    exports the variable; when the user has not set it, it is pointed at agentropy's own cache
+    folder for the import and removed from the environment afterwards.
+    """
+    from envs.household.store import default_cache_dir
+
+    unset = "ALFWORLD_DATA" not in os.environ and "alfworld.info" not in sys.modules
+    if unset:
+        folder = default_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["ALFWORLD_DATA"] = str(folder)
+    try:
+        import textworld
+        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+        from textworld.envs.pddl import PddlEnv
+    finally:
+        if unset:
+            os.environ.pop("ALFWORLD_DATA", None)
+    return textworld, PddlEnv, AlfredDemangler, AlfredInfos
+
+
+class Engine:
+    """ALFWorld's text engine for one game at a time.
+
+    Example:
+        >>> engine = Engine()  # doctest: +SKIP
+        >>> engine.load(game)  # game: the parsed game.tw-pddl  # doctest: +SKIP
+        >>> state = engine.reset()  # doctest: +SKIP
+        >>> state["admissible_commands"], state["won"]  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        textworld, pddl_env, demangler, infos = _modules()
+        request = textworld.EnvInfos(admissible_commands=True, won=True, extras=["gamefile"])
+        self._env = infos(demangler(pddl_env(request)))
+        self._translations: dict[tuple[str, str, bool], Any] = {}
+
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[None]:
+        import fast_downward
+
+        original: Callable[..., Any] = fast_downward.pddl2sas
+        argv = sys.argv
+
+        def translate(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
+            key = (domain, problem, bool(optimize))
+            if key not in self._translations:
+                if not any(k[1] == problem for k in self._translations):
+                    self._translations.clear()
+                self._translations[key] = original(domain, problem, verbose=verbose, optimize=optimize)
+            return self._translations[key]
+
+        fast_downward.pddl2sas = translate
+        try:
+            yield
+        finally:
+            fast_downward.pddl2sas = original
+            sys.argv = argv
+
+    def load(self, game: Mapping[str, Any]) -> None:
+        """Load a parsed ``game.tw-pddl`` (the PDDL -> SAS translation: about a second)."""
+        with self._call():
+            self._env.load(dict(game))
+
+    def reset(self) -> Any:
+        """Restart the loaded game; returns textworld's state."""
+        with self._call():
+            return self._env.reset()
+
+    def step(self, command: str) -> Any:
+        state, _, _ = self._env.step(command)
+        return state
+
+    @staticmethod
+    def names(state: Any) -> dict[str, str]:
+        """Entity -> displayed name (``"cabinet 3"``) from a state."""
+        return {key: info.name for key, info in state["_entity_infos"].items()}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of replaying a walkthrough: ``solvable`` iff every command was admissible and
+    the last state was won; ``reason`` says what failed."""
+
+    solvable: bool
+    reason: str = ""
+    steps: int = 0
+
+
+def verify(engine: Engine, game: Mapping[str, Any], walkthrough: Sequence[str] | None) -> Verdict:
+    """Replay ``walkthrough`` through the real engine from the game's start."""
+    if not walkthrough:
+        return Verdict(False, "no walkthrough")
+    engine.load(game)
+    state = engine.reset()
+    if state["won"]:
+        return Verdict(False, "the game is won before any command")
+    for i, command in enumerate(walkthrough):
+        if command not in state["admissible_commands"]:
+            return Verdict(False, f"step {i}: {command!r} is not admissible", i)
+        state = engine.step(command)
+    if not state["won"]:
+        return Verdict(False, "the walkthrough ends without winning", len(walkthrough))
+    return Verdict(True, "", len(walkthrough))
