@@ -326,6 +326,41 @@ def test_the_official_loader_plays_an_alfworld_layout(tmp_path, cache, monkeypat
         ALFWorldEnv(split="valid_unseen", source="official", data_path=data)
 
 
+@pytest.mark.slow
+def test_generated_games_play_in_alfworlds_own_env(tmp_path, cache):
+    """The games are ALFWorld's format: alfworld's AlfredTWEnv finds them and their stored
+    walkthroughs win there too."""
+    data = tmp_path / "data"
+    generate("valid_unseen", seeds=[0], task_types=TASK_TYPES[3:5], cache_dir=cache, out=data)
+    from envs.household.engine import _modules
+
+    _modules()  # imports alfworld without creating ~/.cache/alfworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredTWEnv
+
+    root = str(data / "json_2.1.1" / "valid_unseen")
+    config = {
+        "env": {"type": "AlfredTWEnv", "task_types": [4, 5], "goal_desc_human_anns_prob": 0.0,
+                "domain_randomization": False, "expert_type": "handcoded"},
+        "dataset": {"data_path": root, "eval_id_data_path": root, "eval_ood_data_path": root,
+                    "num_train_games": -1, "num_eval_games": -1},
+        "general": {"training_method": "dagger"},
+        "dagger": {"training": {"max_nb_steps_per_episode": 50}},
+    }
+    alfred = AlfredTWEnv(config, train_eval="eval_out_of_distribution")
+    assert alfred.num_games == 2
+    env = alfred.init_env(batch_size=1)
+    try:
+        for _ in range(2):
+            _, infos = env.reset()
+            walkthrough = json.loads(Path(infos["extra.gamefile"][0]).read_text())["walkthrough"]
+            for command in walkthrough:
+                assert command in infos["admissible_commands"][0]
+                _, _, dones, infos = env.step([command])
+            assert infos["won"][0] and dones[0]
+    finally:
+        env.close()
+
+
 # ------------------------------------------------------------------------------- slow sweeps
 @pytest.mark.slow
 def test_the_oracle_wins_on_every_split_and_scene_size(cache):

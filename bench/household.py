@@ -1,0 +1,124 @@
+"""Household (ALFWorld) games: generation, engine load/reset, steps/s, admissible counts and the
+expert's success, per split and scene size, side by side in one run.
+
+    python bench/household.py --games 30            # small scenes, all three splits
+    python bench/household.py --games 12 --sizes small full --splits train
+
+Each game is generated into a fresh temporary cache (so generation and verification are timed),
+then played by the expert and by a random admissible policy through ``ALFWorldEnv``. ``load+reset``
+is also timed on the raw textworld ``PddlEnv`` calls, without the engine's memoised SAS translation,
+on the first few games (``plain`` column) to show what that saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from envs.household import generator as gen  # noqa: E402
+from envs.household.assets import ALFRED_TASK_TYPES  # noqa: E402
+from envs.household.engine import Engine  # noqa: E402
+from envs.household.env import ALFWorldEnv  # noqa: E402
+from envs.household.store import GameStore  # noqa: E402
+
+PLAIN_GAMES = 6
+
+
+def _plain_load_reset(engine: Engine, game: dict) -> float:
+    """load + reset through the unwrapped textworld calls (two translations each)."""
+    argv = sys.argv
+    t = time.perf_counter()
+    engine._env.load(dict(game))
+    engine._env.reset()
+    sys.argv = argv
+    return time.perf_counter() - t
+
+
+def run(split: str, size: str, games: int, random_steps: int) -> dict[str, float]:
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "gen_ms", "verify_s", "load_reset_s", "plain_s", "reset_again_s", "steps_per_s",
+        "admissible_start", "admissible_step", "expert_len", "won", "receptacles", "objects")}
+    with tempfile.TemporaryDirectory() as cache:
+        store = GameStore(cache, size)
+        engine = Engine()
+        for i in range(games):
+            task_type, seed = ALFRED_TASK_TYPES[i % 6], i // 6
+            t = time.perf_counter()
+            scene = gen.sample_scene(split, task_type, seed, size)
+            files = gen.game_files(scene, gen.oracle_walkthrough(scene), solvable=False)
+            rows["gen_ms"].append(1000 * (time.perf_counter() - t))
+            rows["receptacles"].append(len(scene.receptacles))
+            rows["objects"].append(len(scene.objects))
+            t = time.perf_counter()
+            store.get(split, task_type, seed, engine=engine)
+            rows["verify_s"].append(time.perf_counter() - t)
+            if i < PLAIN_GAMES:
+                rows["plain_s"].append(_plain_load_reset(engine, files.game))
+
+        env = ALFWorldEnv(split=split, scene_size=size, cache_dir=cache)
+        rng = np.random.default_rng(0)
+        for i in range(games):
+            index = 6 * (i // 6) + i % 6
+            t = time.perf_counter()
+            obs, info = env.reset(options={"task": index})
+            rows["load_reset_s"].append(time.perf_counter() - t)
+            rows["admissible_start"].append(len(info["admissible_commands"]))
+            steps = 0
+            while not info["won"] and info["expert_action"] is not None and steps < 50:
+                obs, _, _, _, info = env.step(info["expert_action"])
+                steps += 1
+            rows["won"].append(float(info["won"]))
+            rows["expert_len"].append(steps)
+            t = time.perf_counter()
+            obs, info = env.reset(options={"task": index})
+            rows["reset_again_s"].append(time.perf_counter() - t)
+            t, n = time.perf_counter(), 0
+            for _ in range(random_steps):
+                commands = info["admissible_commands"]
+                obs, _, terminated, _, info = env.step(commands[int(rng.integers(len(commands)))])
+                rows["admissible_step"].append(len(info["admissible_commands"]))
+                n += 1
+                if terminated:
+                    break
+            rows["steps_per_s"].append(n / (time.perf_counter() - t))
+        env.close()
+    return {k: statistics.fmean(v) if v else float("nan") for k, v in rows.items()} | {
+        "load_reset_max": max(rows["load_reset_s"]), "games": games,
+        "steps_min": min(rows["steps_per_s"]), "steps_max": max(rows["steps_per_s"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--games", type=int, default=30)
+    parser.add_argument("--splits", nargs="+", default=list(gen.SPLITS))
+    parser.add_argument("--sizes", nargs="+", default=["small"])
+    parser.add_argument("--random-steps", type=int, default=20)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    header = ("| split | size | games | R | O | gen ms | gen+verify s | load+reset s (max) | plain s | "
+              "reset again s | steps/s (min-max) | admissible start / step | expert won | expert len |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for size in args.sizes:
+        for split in args.splits:
+            r = run(split, size, args.games, args.random_steps)
+            print(f"| {split} | {size} | {r['games']} | {r['receptacles']:.1f} | {r['objects']:.1f} | "
+                  f"{r['gen_ms']:.1f} | {r['verify_s']:.2f} | "
+                  f"{r['load_reset_s']:.2f} ({r['load_reset_max']:.2f}) | "
+                  f"{r['plain_s']:.2f} | {r['reset_again_s']:.2f} | {r['steps_per_s']:.1f} "
+                  f"({r['steps_min']:.1f}-{r['steps_max']:.1f}) | {r['admissible_start']:.1f} / "
+                  f"{r['admissible_step']:.1f} | {r['won']:.2f} | {r['expert_len']:.1f} |", flush=True)
+    print(f"\nwall time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
