@@ -23,11 +23,15 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Engine", "Verdict", "verify"]
+
+#: Serialises the engine calls that swap ``fast_downward.pddl2sas`` (and restore ``sys.argv``).
+_SWAP_LOCK = threading.RLock()
 
 
 @functools.cache
@@ -73,25 +77,27 @@ class Engine:
 
     @contextlib.contextmanager
     def _call(self) -> Iterator[None]:
+        """Run a load or reset with memoised translations; restore the module and ``sys.argv``."""
         import fast_downward
 
-        original: Callable[..., Any] = fast_downward.pddl2sas
-        argv = sys.argv
+        with _SWAP_LOCK:
+            original: Callable[..., Any] = fast_downward.pddl2sas
+            argv = sys.argv
 
-        def translate(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
-            key = (domain, problem, bool(optimize))
-            if key not in self._translations:
-                if not any(k[1] == problem for k in self._translations):
-                    self._translations.clear()
-                self._translations[key] = original(domain, problem, verbose=verbose, optimize=optimize)
-            return self._translations[key]
+            def translate(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
+                key = (domain, problem, bool(optimize))
+                if key not in self._translations:
+                    if not any(k[1] == problem for k in self._translations):
+                        self._translations.clear()  # keep the current problem's only
+                    self._translations[key] = original(domain, problem, verbose=verbose, optimize=optimize)
+                return self._translations[key]
 
-        fast_downward.pddl2sas = translate
-        try:
-            yield
-        finally:
-            fast_downward.pddl2sas = original
-            sys.argv = argv
+            fast_downward.pddl2sas = translate
+            try:
+                yield
+            finally:
+                fast_downward.pddl2sas = original
+                sys.argv = argv
 
     def load(self, game: Mapping[str, Any]) -> None:
         """Load a parsed ``game.tw-pddl`` (the PDDL -> SAS translation: about a second)."""

@@ -578,11 +578,12 @@ def oracle_walkthrough(scene: Scene) -> list[str] | None:
     return plan(scene_world(scene), scene.params)
 
 
-def write_game(files: GameFiles, folder: str | Path) -> Path:
+def write_game(files: GameFiles, folder: str | Path, replace: bool = False) -> Path:
     """Write a game folder atomically: a temporary sibling folder renamed into place.
 
     If ``folder`` already exists (another worker wrote the same game), it is kept and the new
-    copy discarded: games are a deterministic function of their key.
+    copy discarded: games are a deterministic function of their key. ``replace=True`` removes
+    an existing folder first (a stale cache entry).
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -592,6 +593,8 @@ def write_game(files: GameFiles, folder: str | Path) -> Path:
         (tmp / "initial_state.pddl").write_text(files.problem)
         (tmp / "game.tw-pddl").write_text(json.dumps(files.game))
         os.chmod(tmp, 0o755)
+        if replace and folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
         try:
             os.rename(tmp, folder)
         except OSError:

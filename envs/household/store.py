@@ -102,18 +102,23 @@ class GameStore:
         for attempt in range(MAX_ATTEMPTS):
             scene = sample_scene(split, task_type, seed, self.scene_size, attempt=attempt)
             folder = self.folder(scene)
-            if (folder / "game.tw-pddl").is_file():
-                files = read_game(folder)
-                if files.game.get("solvable") and files.problem == files.game.get("pddl_problem"):
-                    return StoredGame(folder, files, scene, loaded=False)
-                reasons.append(f"attempt {attempt}: cached as unsolvable")
-                continue
             walkthrough = oracle_walkthrough(scene)
             draft = game_files(scene, walkthrough, solvable=False)
+            stale = False
+            if (folder / "game.tw-pddl").is_file():
+                files = read_game(folder)
+                if files.problem == draft.problem and files.game.get("pddl_problem") == draft.problem:
+                    if files.game.get("solvable"):
+                        return StoredGame(folder, files, scene, loaded=False)
+                    reasons.append(f"attempt {attempt}: cached as unsolvable")
+                    continue
+                # The generator changed without a version bump: regenerate this game.
+                log.warning("household cache entry %s is stale; regenerating it", folder)
+                stale = True
             engine = engine if engine is not None else Engine()
             verdict = verify(engine, draft.game, walkthrough)  # type: ignore[arg-type]
             files = game_files(scene, walkthrough, solvable=verdict.solvable)
-            write_game(files, folder)
+            write_game(files, folder, replace=stale)
             if verdict.solvable:
                 return StoredGame(folder, files, scene, loaded=True)
             log.warning("household game %s failed verification: %s", scene.rng_key, verdict.reason)

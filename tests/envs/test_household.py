@@ -284,6 +284,10 @@ def test_the_cache_is_reused_and_written_atomically(tmp_path):
     gen.write_game(first.files, first.folder)
     assert (first.folder / "game.tw-pddl").stat().st_mtime_ns == before
     assert [p.name for p in first.folder.parent.iterdir()] == [first.folder.name]
+    # A stale entry (the generator changed without a version bump) is regenerated.
+    (first.folder / "initial_state.pddl").write_text("(define (problem stale))")
+    fresh = store.get("valid_seen", "pick_and_place_simple", 0)
+    assert fresh.loaded and fresh.files == first.files == gen.read_game(first.folder)
 
 
 # ---------------------------------------------------------------------- the official loader
