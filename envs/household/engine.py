@@ -7,19 +7,23 @@ library (``fast_downward.load_lib`` copies it so engines do not share global sta
 loaded into it one after the other. No subprocess is started. Importing the engine costs about
 2.5 s (textworld's generator data).
 
-Two things happen around every engine call:
+Around every engine call, two pure functions the engine calls are memoised (the swap is scoped to
+the call and serialised by a lock; the outputs are byte-identical, which a test checks):
 
-* ``PddlEnv.load`` and ``PddlEnv.reset`` each translate the problem to SAS twice (once plain, once
-  optimised for the planner) with ``fast_downward.pddl2sas``, a pure function of the domain and
-  problem texts and most of their cost. While the engine runs, that function is replaced by a
-  memoised one holding the translations of the current problem, so a load and its resets
-  translate once in all. The engine's behaviour is unchanged: same SAS, same task.
-* ``pddl2sas`` overwrites ``sys.argv`` (for fast_downward's option parser); it is restored.
+* ``fast_downward.pddl2sas``: ``PddlEnv.load`` and ``PddlEnv.reset`` each translate the problem to
+  SAS twice (plain, and optimised for the planner), most of their cost. The translations of the
+  current problem are kept, so a load and all its resets translate once.
+* textworld's grammar parser (``textgen._parse_and_convert``): every step re-parses the same few
+  grammar templates with tatsu for the feedback and for each admissible command, about half of a
+  step's time. Parses are kept (a few hundred templates) and handed out as deep copies.
+
+``pddl2sas`` also overwrites ``sys.argv`` (for fast_downward's option parser); it is restored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import sys
@@ -30,8 +34,21 @@ from typing import Any
 
 __all__ = ["Engine", "Verdict", "verify"]
 
-#: Serialises the engine calls that swap ``fast_downward.pddl2sas`` (and restore ``sys.argv``).
+#: Serialises the engine calls that swap in the memoised functions (and restore ``sys.argv``).
 _SWAP_LOCK = threading.RLock()
+#: Parsed grammar templates: (args, kwargs) -> symbols. Bounded by the grammar's templates.
+_PARSES: dict[Any, Any] = {}
+_MAX_PARSES = 4096
+
+
+def _parse(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """textworld's template parser, memoised; callers get a deep copy (they mutate symbols)."""
+    key = (args, tuple(sorted(kwargs.items())))
+    if key not in _PARSES:
+        if len(_PARSES) >= _MAX_PARSES:
+            _PARSES.clear()
+        _PARSES[key] = original(*args, **kwargs)
+    return copy.deepcopy(_PARSES[key])
 
 
 @functools.cache
@@ -77,27 +94,29 @@ class Engine:
 
     @contextlib.contextmanager
     def _call(self) -> Iterator[None]:
-        """Run a load or reset with memoised translations; restore the module and ``sys.argv``."""
+        """Run an engine call with the memoised translation and parser (module docstring)."""
         import fast_downward
+        import textworld.envs.pddl.textgen as textgen
 
         with _SWAP_LOCK:
-            original: Callable[..., Any] = fast_downward.pddl2sas
-            argv = sys.argv
-
-            def translate(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
-                key = (domain, problem, bool(optimize))
-                if key not in self._translations:
-                    if not any(k[1] == problem for k in self._translations):
-                        self._translations.clear()  # keep the current problem's only
-                    self._translations[key] = original(domain, problem, verbose=verbose, optimize=optimize)
-                return self._translations[key]
-
-            fast_downward.pddl2sas = translate
+            translate, parse, argv = fast_downward.pddl2sas, textgen._parse_and_convert, sys.argv
+            fast_downward.pddl2sas = functools.partial(self._translate, translate)
+            textgen._parse_and_convert = functools.partial(_parse, parse)
             try:
                 yield
             finally:
-                fast_downward.pddl2sas = original
-                sys.argv = argv
+                fast_downward.pddl2sas, textgen._parse_and_convert, sys.argv = translate, parse, argv
+
+    def _translate(
+        self, original: Callable[..., Any], domain: str, problem: str, verbose: bool = False,
+        optimize: bool = False,
+    ) -> Any:
+        key = (domain, problem, bool(optimize))
+        if key not in self._translations:
+            if not any(k[1] == problem for k in self._translations):
+                self._translations.clear()  # keep the current problem's only
+            self._translations[key] = original(domain, problem, verbose=verbose, optimize=optimize)
+        return self._translations[key]
 
     def load(self, game: Mapping[str, Any]) -> None:
         """Load a parsed ``game.tw-pddl`` (the PDDL -> SAS translation: about a second)."""
@@ -110,7 +129,8 @@ class Engine:
             return self._env.reset()
 
     def step(self, command: str) -> Any:
-        state, _, _ = self._env.step(command)
+        with self._call():
+            state, _, _ = self._env.step(command)
         return state
 
     @staticmethod

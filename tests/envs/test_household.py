@@ -271,6 +271,32 @@ def test_bad_and_near_miss_commands_leave_the_game_intact(cache):
         play.close(), control.close()
 
 
+def test_the_engine_memoisation_changes_no_output():
+    """Engine memoises textworld's SAS translation and grammar parsing; the plain PddlEnv calls
+    must give exactly the same texts and admissible lists."""
+    from envs.household.engine import Engine
+
+    scene = gen.sample_scene("valid_seen", "pick_two_obj_and_place", 1)
+    game = gen.game_files(scene, None, solvable=False).game
+    engine = Engine()
+
+    def play(load, reset, step):
+        load(dict(game))
+        state = reset()
+        out = [state.feedback]
+        for t in range(12):
+            commands = state["admissible_commands"]
+            state = step(commands[(5 * t + 2) % len(commands)])
+            out.append(state.feedback + "|" + "|".join(state["admissible_commands"]) + str(state["won"]))
+        return out
+
+    argv = list(sys.argv)
+    memoised = play(engine.load, engine.reset, engine.step)
+    plain = play(engine._env.load, engine._env.reset, lambda c: engine._env.step(c)[0])
+    sys.argv = argv  # the plain calls overwrite it
+    assert memoised == plain
+
+
 def test_the_cache_is_reused_and_written_atomically(tmp_path):
     store = GameStore(tmp_path, "small")
     first = store.get("valid_seen", "pick_and_place_simple", 0)
