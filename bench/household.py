@@ -5,9 +5,10 @@ expert's success, per split and scene size, side by side in one run.
     python bench/household.py --games 12 --sizes small full --splits train
 
 Each game is generated into a fresh temporary cache (so generation and verification are timed),
-then played by the expert and by a random admissible policy through ``ALFWorldEnv``. ``load+reset``
-is also timed on the raw textworld ``PddlEnv`` calls, without the engine's memoised SAS translation,
-on the first few games (``plain`` column) to show what that saves.
+then played by the expert and by a random admissible policy through ``ALFWorldEnv``. On the first
+few games, load+reset and 20 random steps are also timed side by side on the raw textworld
+``PddlEnv`` calls (``plain``) and through :class:`Engine` (memoised SAS translation and grammar
+parsing), same game, same commands: the ``memo/plain`` ratios.
 """
 
 from __future__ import annotations
@@ -32,19 +33,30 @@ from envs.household.store import GameStore  # noqa: E402
 PLAIN_GAMES = 6
 
 
-def _plain_load_reset(engine: Engine, game: dict) -> float:
-    """load + reset through the unwrapped textworld calls (two translations each)."""
+def _side_by_side(engine: Engine, game: dict, steps: int = 20) -> tuple[float, float, float, float]:
+    """(plain load+reset s, memoised load+reset s, plain steps/s, memoised steps/s)."""
     argv = sys.argv
-    t = time.perf_counter()
-    engine._env.load(dict(game))
-    engine._env.reset()
+    out = []
+    for load, reset, step in ((engine._env.load, engine._env.reset, lambda c: engine._env.step(c)[0]),
+                              (engine.load, engine.reset, engine.step)):
+        engine._translations.clear()  # the verification just translated this problem
+        t = time.perf_counter()
+        load(dict(game))
+        state = reset()
+        out.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for k in range(steps):
+            commands = state["admissible_commands"]
+            state = step(commands[(7 * k + 3) % len(commands)])
+        out.append(steps / (time.perf_counter() - t))
     sys.argv = argv
-    return time.perf_counter() - t
+    return out[0], out[2], out[1], out[3]
 
 
 def run(split: str, size: str, games: int, random_steps: int) -> dict[str, float]:
     rows: dict[str, list[float]] = {k: [] for k in (
-        "gen_ms", "verify_s", "load_reset_s", "plain_s", "reset_again_s", "steps_per_s",
+        "gen_ms", "verify_s", "load_reset_s", "plain_s", "memo_s", "plain_steps", "memo_steps",
+        "reset_again_s", "steps_per_s",
         "admissible_start", "admissible_step", "expert_len", "won", "receptacles", "objects")}
     with tempfile.TemporaryDirectory() as cache:
         store = GameStore(cache, size)
@@ -61,7 +73,9 @@ def run(split: str, size: str, games: int, random_steps: int) -> dict[str, float
             store.get(split, task_type, seed, engine=engine)
             rows["verify_s"].append(time.perf_counter() - t)
             if i < PLAIN_GAMES:
-                rows["plain_s"].append(_plain_load_reset(engine, files.game))
+                for key, value in zip(("plain_s", "memo_s", "plain_steps", "memo_steps"),
+                                      _side_by_side(engine, files.game), strict=True):
+                    rows[key].append(value)
 
         env = ALFWorldEnv(split=split, scene_size=size, cache_dir=cache)
         rng = np.random.default_rng(0)
@@ -104,8 +118,9 @@ def main() -> None:
     parser.add_argument("--random-steps", type=int, default=20)
     args = parser.parse_args()
     start = time.perf_counter()
-    header = ("| split | size | games | R | O | gen ms | gen+verify s | load+reset s (max) | plain s | "
-              "reset again s | steps/s (min-max) | admissible start / step | expert won | expert len |")
+    header = ("| split | size | games | R | O | gen ms | gen+verify s | load+reset s (max) | reset again s | "
+              "steps/s (min-max) | load+reset memo/plain | steps/s memo/plain | admissible start / step | "
+              "expert won | expert len |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for size in args.sizes:
@@ -113,9 +128,10 @@ def main() -> None:
             r = run(split, size, args.games, args.random_steps)
             print(f"| {split} | {size} | {r['games']} | {r['receptacles']:.1f} | {r['objects']:.1f} | "
                   f"{r['gen_ms']:.1f} | {r['verify_s']:.2f} | "
-                  f"{r['load_reset_s']:.2f} ({r['load_reset_max']:.2f}) | "
-                  f"{r['plain_s']:.2f} | {r['reset_again_s']:.2f} | {r['steps_per_s']:.1f} "
-                  f"({r['steps_min']:.1f}-{r['steps_max']:.1f}) | {r['admissible_start']:.1f} / "
+                  f"{r['load_reset_s']:.2f} ({r['load_reset_max']:.2f}) | {r['reset_again_s']:.2f} | "
+                  f"{r['steps_per_s']:.1f} ({r['steps_min']:.1f}-{r['steps_max']:.1f}) | "
+                  f"{r['memo_s']:.2f}/{r['plain_s']:.2f} | {r['memo_steps']:.1f}/{r['plain_steps']:.1f} | "
+                  f"{r['admissible_start']:.1f} / "
                   f"{r['admissible_step']:.1f} | {r['won']:.2f} | {r['expert_len']:.1f} |", flush=True)
     print(f"\nwall time {time.perf_counter() - start:.0f} s")
 

@@ -32,7 +32,7 @@ from typing import Any
 from envs.core import EngineState, TextEnv
 from envs.household.assets import ALFRED_TASK_TYPES
 from envs.household.generator import SCENE_SIZES, SPLITS, GameFiles, read_game
-from envs.household.official import OfficialGame, official_games
+from envs.household.official import OfficialGame, official_games, official_split_dir
 from envs.household.oracle import TaskParams, plan, world_from_facts
 from envs.household.store import GameStore, default_cache_dir
 
@@ -119,8 +119,6 @@ class ALFWorldEnv(TextEnv):
             data_path = data_path if data_path is not None else os.environ.get("ALFWORLD_DATA")
             if not data_path:
                 raise ValueError("source='official' needs data_path or $ALFWORLD_DATA")
-            from envs.household.official import official_split_dir
-
             self._official_dir = official_split_dir(data_path, split)
             self._official = official_games(data_path, split, self.task_types, index_dir=self.cache_dir)
             if not self._official:
