@@ -76,8 +76,9 @@ class ALFWorldEnv(TextEnv):
     Args:
         split: ``"train"``, ``"valid_seen"`` or ``"valid_unseen"``.
         task_types: the task types to play (names or ALFWorld's numbers 1..6); ``None``: all six.
-        scene_size: generated games only: ``"small"`` (default; fast on CPU), ``"medium"`` or
-            ``"full"`` (every receptacle of the floor plan; 3-5x slower per step).
+        scene_size: generated games only: ``"small"`` (default, 8 receptacles: fast on CPU),
+            ``"medium"`` (up to 16) or ``"full"`` (the whole floor plan, about 26 receptacles and
+            37 objects: ALFWorld's scale, about 2.5x fewer steps/s and 5-7x slower loads).
         source: ``"generated"`` or ``"official"``.
         data_path: official games only: the folder holding ``json_2.1.1`` (default
             ``$ALFWORLD_DATA``).
