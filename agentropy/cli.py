@@ -82,21 +82,51 @@ def cmd_make_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from agentropy.play import play, summarize
+    from agentropy.play import play, play_model, summarize
 
     kwargs = json.loads(args.kwargs) if args.kwargs else {}
     if args.split:
         kwargs["split"] = args.split
-    records = play(
-        args.env,
-        agent=args.agent,
-        episodes=args.episodes,
-        out_dir=args.out,
-        env_kwargs=kwargs,
-        seed=args.seed,
-        max_turns=args.max_turns,
-    )
-    _summary_table(f"{args.env} {kwargs or ''}", {args.agent: summarize(records)})
+    if args.agent == "model":
+        from configs.schema import AgentConfig, ConfigError
+
+        if not args.model:
+            print("agentropy play: --agent model needs --model PATH", file=sys.stderr)
+            return 2
+        # Only what was given on the command line; AgentConfig holds the defaults.
+        given = {
+            key: getattr(args, key)
+            for key in ("backend", "dtype", "temperature", "max_new_tokens", "history_length", "prompt_mode")
+            if getattr(args, key) is not None
+        }
+        try:
+            config = AgentConfig(model=args.model, **given)
+        except ConfigError as exc:
+            print(f"agentropy play: {exc}", file=sys.stderr)
+            return 2
+        records = play_model(
+            args.env,
+            model=args.model,
+            agent_config=config,
+            episodes=args.episodes,
+            out_dir=args.out,
+            env_kwargs=kwargs,
+            seed=args.seed,
+            max_turns=args.max_turns,
+        )
+        name = f"model:{config.backend}"
+    else:
+        records = play(
+            args.env,
+            agent=args.agent,
+            episodes=args.episodes,
+            out_dir=args.out,
+            env_kwargs=kwargs,
+            seed=args.seed,
+            max_turns=args.max_turns,
+        )
+        name = args.agent
+    _summary_table(f"{args.env} {kwargs or ''}", {name: summarize(records)})
     if args.out:
         print(f"episodes recorded in {os.path.join(args.out, 'episodes.jsonl')}")
     return 0
@@ -377,9 +407,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_corpus)
 
-    p = sub.add_parser("play", help="play episodes with a scripted agent and record them")
+    p = sub.add_parser("play", help="play episodes with a scripted agent or a model and record them")
     p.add_argument("--env", required=True, help="env id, e.g. agentropy/TWX-v0")
-    p.add_argument("--agent", default="random", choices=["random", "expert"])
+    p.add_argument("--agent", default="random", choices=["random", "expert", "model"])
+    p.add_argument("--model", default=None, help="--agent model: a model folder (or a hub name)")
+    # --agent model settings; unset ones keep the defaults of configs.schema.AgentConfig.
+    p.add_argument("--backend", default=None, choices=["hf", "vllm"], help="generation backend (hf)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature; 0 is greedy")
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--history-length", type=int, default=None)
+    p.add_argument("--prompt-mode", default=None, choices=["step", "conversation"])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--out", default=None, help="run folder for episodes.jsonl")
     p.add_argument("--kwargs", default=None, help='env kwargs as JSON, e.g. \'{"game": "coin"}\'')

@@ -1,8 +1,11 @@
-"""Play episodes with a scripted policy and record them: ``agentropy play``.
+"""Play episodes and record them: ``agentropy play``.
 
 Scripted policies need no model: ``random`` picks an admissible command uniformly, ``expert``
 follows ``info["expert_action"]`` (and falls back to a random admissible command where the env
 has none). They give baselines, smoke tests, and the SFT data of the training pipeline.
+
+:func:`play_model` plays a model (``--agent model --model PATH --backend hf|vllm``) through the
+rollout collector, with the prompts, parsing and episode records of training.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the ids)
 from agentropy.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
+from configs.schema import AgentConfig
 
-__all__ = ["SCRIPTED_AGENTS", "play", "summarize"]
+__all__ = ["SCRIPTED_AGENTS", "play", "play_model", "summarize"]
 
 SCRIPTED_AGENTS = ("random", "expert")
 
@@ -114,6 +118,57 @@ def play(
         if log is not None:
             log.close()
     return records
+
+
+def play_model(
+    env_id: str,
+    *,
+    model: str | Path,
+    agent_config: AgentConfig | None = None,
+    episodes: int = 10,
+    out_dir: str | Path | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    max_turns: int | None = None,
+    parallel: int = 8,
+) -> list[EpisodeRecord]:
+    """Play ``episodes`` episodes of ``env_id`` with a model and record them.
+
+    Args:
+        env_id: a registered id.
+        model: a model folder (``agentropy make-model``, ``save_pretrained``) or a hub name.
+        agent_config: backend, prompt and sampling settings (the defaults when None).
+        episodes: how many; episode i resets with seed ``seed + i`` (as :func:`play` does).
+        out_dir: if given, records are appended to ``out_dir/episodes.jsonl``.
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        seed: first reset seed.
+        max_turns: turn limit (the id's registered limit when None).
+        parallel: environments played at once (one generation batch).
+
+    Returns:
+        The episode records, in seed order.
+    """
+    from agents.agent import make_agent
+    from algorithms.rollout import Task, collect, episode_record
+    from envs.pool import EnvSpec, make_pool
+
+    config = agent_config or AgentConfig()
+    make_kwargs = dict(env_kwargs or {})
+    if max_turns is not None:
+        make_kwargs["max_episode_steps"] = max_turns
+    agent = make_agent(config, model)
+    pool = make_pool([EnvSpec(env_id, make_kwargs)] * max(1, min(episodes, parallel)))
+    log = EpisodeLog(Path(out_dir) / "episodes.jsonl") if out_dir is not None else None
+    try:
+        trajectories = collect(
+            pool, agent, [Task(seed + i) for i in range(episodes)], 1, log_to=log, phase="play"
+        )
+    finally:
+        pool.close()
+        agent.close()
+        if log is not None:
+            log.close()
+    return [episode_record(t, agent=agent.name, phase="play") for t in trajectories]
 
 
 def summarize(records: Sequence[EpisodeRecord]) -> dict[str, float]:

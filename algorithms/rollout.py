@@ -1,0 +1,390 @@
+"""The rollout collector: play a batch of episodes to the end and return them as trajectories.
+
+``collect(pool, agent, tasks, group_size)`` plays every task ``group_size`` times (a GRPO group:
+same seed, same options, so the members start from the same observation). Episode ``j`` of task
+``i`` is number ``i * group_size + j``; with at least that many pool slots it plays in slot
+``i * group_size + j``, otherwise episodes wait for a free slot (the pool's specs must then all be
+the same). Each turn the agent generates for the active episodes only, in one batch; the pool
+steps those envs; an episode ends when the env terminates or truncates it (each family's turn
+limit is its registered ``max_episode_steps``, or ``max_turns`` if given here), or when the pool
+reports a failure (the trajectory then carries ``failure`` and callers leave it out of training).
+
+A turn is invalid when its completion was malformed (:mod:`agents.parsing`) or the env refused
+the command (``info["action_is_valid"]``); both reasons are kept, as ``"format: ..."`` and
+``"env: ..."``. Every finished episode is appended to the run's episode log right away.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agentropy.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
+from agents.agent import Agent, AgentStep
+from agents.backends.base import SamplingParams
+from agents.prompts import EpisodeMemory
+from algorithms.data import Trajectory, Turn
+from envs.pool import EnvPool, EnvSpec, StepResult
+
+__all__ = ["RolloutStats", "Task", "collect", "episode_record"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task to play: what ``reset`` gets. Same seed and options give the same game.
+
+    Attributes:
+        seed: the reset seed.
+        options: the reset options, e.g. ``{"task": 17}`` for task 17 of the env's split.
+    """
+
+    seed: int | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RolloutStats:
+    """Counters of one or more :func:`collect` calls (pass one in to have it filled)."""
+
+    episodes: int = 0
+    successes: int = 0
+    failures: int = 0
+    turns: int = 0
+    invalid_turns: int = 0
+    completion_tokens: int = 0
+    generate_seconds: float = 0.0
+    """time inside the backend's ``generate``"""
+    env_seconds: float = 0.0
+    """time inside the pool's ``reset`` and ``step``"""
+    wall_seconds: float = 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / max(self.episodes - self.failures, 1)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / max(self.wall_seconds, 1e-9)
+
+    @property
+    def overhead(self) -> float:
+        """Wall time over (generate + env) time: what the collector itself costs."""
+        return self.wall_seconds / max(self.generate_seconds + self.env_seconds, 1e-9)
+
+
+@dataclass
+class _Episode:
+    """A running episode (private, mutable)."""
+
+    index: int
+    task: Task
+    group_id: int
+    slot: int
+    memory: EpisodeMemory
+    observation: str
+    info: Mapping[str, Any]
+    first_observation: str
+    turns: list[Turn] = field(default_factory=list)
+    token_entropies: list[tuple[float, ...] | None] = field(default_factory=list)
+    failure: str = ""
+
+
+@cache
+def _family(env_id: str) -> str:
+    from envs import env_class
+
+    return str(getattr(env_class(env_id), "family", "") or "generic")
+
+
+@cache
+def _versions(env_id: str) -> tuple[tuple[str, str], ...]:
+    from envs import env_class
+
+    return tuple(package_versions(getattr(env_class(env_id), "engine_packages", ())).items())
+
+
+def _turn(ep: _Episode, step: AgentStep, result: StepResult, capped: bool) -> Turn:
+    env_valid = bool(result.info.get("action_is_valid", True))
+    reasons = []
+    if not step.parsed.valid:
+        reasons.append(f"format: {step.parsed.reason}")
+    if not env_valid:
+        reasons.append(f"env: {result.info.get('invalid_reason') or 'the env refused the command'}")
+    gen = step.generation
+    return Turn(
+        prompt_ids=step.prompt.ids,
+        completion_ids=gen.token_ids,
+        completion_logprobs=gen.logprobs,
+        reward=float(result.reward),
+        action_is_valid=step.parsed.valid and env_valid,
+        observation=ep.observation,
+        action=step.parsed.action,
+        prompt_text=step.prompt.text,
+        completion_text=gen.text,
+        invalid_reason="; ".join(reasons),
+        finish_reason=gen.finish_reason,
+        terminated=bool(result.terminated),
+        truncated=bool(result.truncated) or (capped and not result.terminated),
+        mean_entropy=gen.mean_entropy,
+    )
+
+
+def _trajectory(ep: _Episode, spec: EnvSpec, policy_version: int) -> Trajectory:
+    return Trajectory(
+        env_id=spec.env_id,
+        seed=ep.task.seed,
+        group_id=ep.group_id,
+        policy_version=policy_version,
+        turns=tuple(ep.turns),
+        env_kwargs=dict(spec.kwargs),
+        options=dict(ep.task.options),
+        task=str(ep.info.get("task", "")),
+        task_id=str(ep.info.get("task_id", "")),
+        won=bool(ep.info.get("won", False)),
+        score=float(ep.info.get("score", 0.0)),
+        episode_id=uuid.uuid4().hex[:12],
+        failure=ep.failure,
+    )
+
+
+def episode_record(
+    traj: Trajectory,
+    *,
+    agent: str,
+    phase: str,
+    iteration: int | None = None,
+    initial_observation: str = "",
+    token_entropies: Sequence[tuple[float, ...] | None] | None = None,
+    tokens: Sequence[tuple[str, ...] | None] | None = None,
+) -> EpisodeRecord:
+    """The episode-log record of a trajectory.
+
+    Args:
+        traj: the episode.
+        agent: what played, e.g. ``"model:hf"``.
+        phase: ``"train"``, ``"eval"`` or ``"play"``.
+        iteration: the training iteration, if any.
+        initial_observation: the observation returned by ``reset``.
+        token_entropies: per turn, the completion's token entropies (or None).
+        tokens: per turn, the completion's tokens as text pieces (or None).
+    """
+    n = len(traj.turns)
+    token_entropies = token_entropies or [None] * n
+    tokens = tokens or [None] * n
+    turns = tuple(
+        TurnRecord(
+            observation=t.observation,
+            action=t.action,
+            action_is_valid=t.action_is_valid,
+            reward=t.reward,
+            prompt=t.prompt_text,
+            completion=t.completion_text,
+            invalid_reason=t.invalid_reason,
+            logprob_sum=t.logprob_sum,
+            mean_entropy=t.mean_entropy,
+            token_entropies=ent,
+            tokens=tok,
+        )
+        for t, ent, tok in zip(traj.turns, token_entropies, tokens, strict=True)
+    )
+    return EpisodeRecord(
+        episode_id=traj.episode_id,
+        env_id=traj.env_id,
+        env_kwargs=dict(traj.env_kwargs),
+        seed=traj.seed,
+        options=dict(traj.options),
+        package_versions=dict(_versions(traj.env_id)),
+        policy_version=traj.policy_version,
+        agent=agent,
+        phase=phase,
+        task=traj.task,
+        task_id=traj.task_id,
+        won=traj.won,
+        score=traj.score,
+        total_reward=traj.total_reward,
+        terminated=traj.terminated,
+        truncated=traj.truncated,
+        turns=turns,
+        initial_observation=initial_observation,
+        split=str(traj.env_kwargs.get("split", "train")),
+        iteration=iteration,
+        group_id=traj.group_id,
+        failure=traj.failure,
+    )
+
+
+def collect(
+    pool: EnvPool,
+    agent: Agent,
+    tasks: Sequence[Task],
+    group_size: int,
+    *,
+    log_to: EpisodeLog | None = None,
+    phase: str = "train",
+    iteration: int | None = None,
+    first_group_id: int = 0,
+    sampling: SamplingParams | None = None,
+    max_turns: int | None = None,
+    stats: RolloutStats | None = None,
+    progress: bool = True,
+) -> list[Trajectory]:
+    """Play each task ``group_size`` times to the end of every episode.
+
+    Args:
+        pool: the environments; slot ``k`` plays episode ``k`` when there are enough slots.
+        agent: renders prompts, generates and parses.
+        tasks: what to play; group ``first_group_id + i`` plays ``tasks[i]``.
+        group_size: episodes per task.
+        log_to: the run's episode log; each finished episode is appended at once.
+        phase: recorded with each episode (``"train"``, ``"eval"``, ``"play"``).
+        iteration: recorded with each episode.
+        first_group_id: group id of ``tasks[0]`` (keeps ids unique across iterations).
+        sampling: overrides the agent's sampling settings (e.g. greedy evaluation).
+        max_turns: end episodes after this many turns (as truncated) even if the env would
+            go on; None leaves the turn limit to the envs.
+        stats: if given, counters and timings are added to it.
+        progress: show a progress bar (episodes done, success so far, tokens/s).
+
+    Returns:
+        One trajectory per episode, task-major: ``[task0 x group_size, task1 x group_size, ...]``.
+    """
+    if group_size <= 0:
+        raise ValueError(f"group_size must be > 0, got {group_size}")
+    n = len(tasks) * group_size
+    if n == 0:
+        return []
+    if len(pool) == 0:
+        raise ValueError("collect(): the pool has no slots")
+    if len(pool) < n and any(spec != pool.specs[0] for spec in pool.specs):
+        raise ValueError(
+            f"collect(): {n} episodes need {n} slots of a mixed pool, which has {len(pool)}; "
+            "give a pool with one spec per episode or a pool of identical specs"
+        )
+    stats = stats if stats is not None else RolloutStats()
+    start_wall = time.perf_counter()
+    start_generate = agent.generate_seconds
+    policy_version = agent.policy_version
+    record_tokens = agent.config.record_tokens
+
+    pending = deque(range(n))
+    free = deque(range(min(len(pool), n)))
+    active: list[_Episode] = []
+    results: list[Trajectory | None] = [None] * n
+    done = successes = tokens = 0
+
+    def finish(ep: _Episode) -> None:
+        nonlocal done, successes
+        spec = pool.specs[ep.slot]
+        traj = _trajectory(ep, spec, policy_version)
+        results[ep.index] = traj
+        free.append(ep.slot)
+        done += 1
+        successes += traj.won
+        stats.episodes += 1
+        stats.successes += traj.won
+        stats.failures += bool(traj.failure)
+        stats.turns += traj.length
+        stats.invalid_turns += traj.num_invalid
+        if log_to is not None:
+            pieces = None
+            if record_tokens:
+                decode = agent.tokenizer.batch_decode
+                pieces = [tuple(decode([[i] for i in t.completion_ids])) for t in traj.turns]
+            log_to.append(
+                episode_record(
+                    traj,
+                    agent=agent.name,
+                    phase=phase,
+                    iteration=iteration,
+                    initial_observation=ep.first_observation,
+                    token_entropies=ep.token_entropies if record_tokens else None,
+                    tokens=pieces,
+                )
+            )
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("success {task.fields[success]:.2f}"),
+        TextColumn("{task.fields[tps]:.0f} tok/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True, disable=not progress) as bar:
+        job = bar.add_task(f"{phase} episodes", total=n, success=0.0, tps=0.0)
+        while pending or active:
+            # Start waiting episodes on free slots.
+            starting = []
+            while pending and free:
+                starting.append((pending.popleft(), free.popleft()))
+            if starting:
+                slots = [slot for _, slot in starting]
+                chosen = [tasks[i // group_size] for i, _ in starting]
+                t0 = time.perf_counter()
+                resets = pool.reset(slots, [t.seed for t in chosen], [dict(t.options) for t in chosen])
+                stats.env_seconds += time.perf_counter() - t0
+                for (i, slot), task, r in zip(starting, chosen, resets, strict=True):
+                    family = _family(pool.specs[slot].env_id)
+                    ep = _Episode(
+                        index=i,
+                        task=task,
+                        group_id=first_group_id + i // group_size,
+                        slot=slot,
+                        memory=agent.start(family, str(r.info.get("task", ""))),
+                        observation=r.observation,
+                        info=r.info,
+                        first_observation=r.observation,
+                        failure=r.failure,
+                    )
+                    if r.failure:
+                        finish(ep)
+                    else:
+                        active.append(ep)
+            if not active:
+                continue
+
+            # One turn for every active episode.
+            steps = agent.act(
+                [ep.memory for ep in active], [ep.observation for ep in active], [ep.info for ep in active],
+                sampling,
+            )
+            t0 = time.perf_counter()
+            outcomes = pool.step([ep.slot for ep in active], [s.parsed.action for s in steps])
+            stats.env_seconds += time.perf_counter() - t0
+
+            still = []
+            for ep, step, r in zip(active, steps, outcomes, strict=True):
+                tokens += len(step.generation.token_ids)
+                if r.failure:
+                    ep.failure = r.failure
+                    finish(ep)
+                    continue
+                capped = max_turns is not None and len(ep.turns) + 1 >= max_turns
+                ep.turns.append(_turn(ep, step, r, capped))
+                ep.token_entropies.append(step.generation.entropies)
+                agent.record(ep.memory, step, ep.observation)
+                ep.observation, ep.info = r.observation, r.info
+                if r.terminated or r.truncated or capped:
+                    finish(ep)
+                else:
+                    still.append(ep)
+            active = still
+            elapsed = time.perf_counter() - start_wall
+            bar.update(job, completed=done, success=successes / max(done, 1), tps=tokens / max(elapsed, 1e-9))
+
+    stats.completion_tokens += tokens
+    stats.generate_seconds += agent.generate_seconds - start_generate
+    stats.wall_seconds += time.perf_counter() - start_wall
+    out = [t for t in results if t is not None]
+    assert len(out) == n
+    return out
