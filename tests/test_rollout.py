@@ -108,7 +108,9 @@ def test_episode_records_round_trip(model_rollout, tiny_model):
             assert rt.prompt == turn.prompt_text and rt.completion == turn.completion_text
             assert math.isclose(rt.logprob_sum, sum(turn.completion_logprobs), rel_tol=1e-6)
             assert len(rt.tokens) == len(rt.token_entropies) == len(turn.completion_ids)
-            assert "".join(rt.tokens) == tokenizer.decode(turn.completion_ids)
+            assert list(rt.tokens) == [tokenizer.decode([i]) for i in turn.completion_ids]
+            if "\ufffd" not in "".join(rt.tokens):  # a character split over tokens shows as U+FFFD
+                assert "".join(rt.tokens) == tokenizer.decode(turn.completion_ids)
             mean = sum(rt.token_entropies) / len(rt.token_entropies)
             assert math.isclose(rt.mean_entropy, mean, rel_tol=1e-6)
 
