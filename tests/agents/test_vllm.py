@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import envs.shop.env  # noqa: F401  (loads numba/llvmlite before the engine starts, as training on the shop does)
 from agents.backends.base import SamplingParams
 from agents.backends.hf import HFBackend
 from agents.tiny import load_pretrained, make_model
@@ -101,15 +102,19 @@ def test_rollout_with_vllm(engine, tiny_model, tmp_path):
 
     _, tokenizer = tiny_model
     agent = Agent(engine, tokenizer, AgentConfig(backend="vllm", max_new_tokens=12))
-    spec = EnvSpec("agentropy/TWX-v0", {"game": "coin", "max_episode_steps": 3})
-    with SerialPool([spec] * 2) as pool, EpisodeLog(tmp_path / "e.jsonl") as log:
-        trajectories = collect(pool, agent, [Task(0, {"task": 1})], 2, log_to=log, progress=False)
-    assert [t.policy_version for t in trajectories] == [engine.policy_version] * 2
-    assert trajectories[0].turns[0].observation == trajectories[1].turns[0].observation
+    coin = EnvSpec("agentropy/TWX-v0", {"game": "coin", "max_episode_steps": 3})
+    shop = EnvSpec("agentropy/WebShop-v0", {"num_products": 1000, "max_episode_steps": 3})
+    with SerialPool([coin, coin, shop, shop]) as pool, EpisodeLog(tmp_path / "e.jsonl") as log:
+        trajectories = collect(pool, agent, [Task(0, {"task": 1}), Task(0, {"task": 2})], 2, log_to=log,
+                               progress=False)
+    assert [t.policy_version for t in trajectories] == [engine.policy_version] * 4
+    assert [t.env_id for t in trajectories] == [coin.env_id] * 2 + [shop.env_id] * 2
+    for group in (trajectories[:2], trajectories[2:]):
+        assert group[0].turns[0].observation == group[1].turns[0].observation
     assert all(len(x.completion_logprobs) == len(x.completion_ids) for t in trajectories for x in t.turns)
     records = read_episodes(tmp_path / "e.jsonl")
-    assert {r.agent for r in records} == {"model:vllm"} and all(r.turns[0].token_entropies is None
-                                                                for r in records)
+    assert {r.agent for r in records} == {"model:vllm"}
+    assert all(r.turns[0].token_entropies is None for r in records)
 
 
 @pytest.mark.slow
