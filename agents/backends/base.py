@@ -18,9 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from configs.schema import AgentConfig
 
 __all__ = ["Backend", "Generation", "SamplingParams", "TurnContext"]
 
@@ -54,8 +57,8 @@ class SamplingParams:
         return self.temperature == 0
 
     @classmethod
-    def from_config(cls, config: Any, *, temperature: float | None = None) -> SamplingParams:
-        """From an :class:`configs.schema.AgentConfig` (optionally another temperature)."""
+    def from_config(cls, config: AgentConfig, *, temperature: float | None = None) -> SamplingParams:
+        """From the agent config (optionally with another temperature, e.g. for evaluation)."""
         return cls(
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature if temperature is None else temperature,

@@ -37,13 +37,16 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from agents.backends.base import Generation, SamplingParams, TurnContext
+
+if TYPE_CHECKING:
+    from configs.schema import AgentConfig
 
 __all__ = ["VLLMBackend"]
 
@@ -176,8 +179,8 @@ class VLLMBackend:
         return tuple(dict.fromkeys(ids))
 
     @classmethod
-    def from_config(cls, config: Any, model_path: str | Path) -> VLLMBackend:
-        """From an :class:`configs.schema.AgentConfig`."""
+    def from_config(cls, config: AgentConfig, model_path: str | Path) -> VLLMBackend:
+        """From the agent config (``dtype``, ``vllm.*`` and the prompt/generation lengths)."""
         v = config.vllm
         # Room for a prompt kept whole although it exceeds max_prompt_tokens (see prompts.py).
         max_len = v.max_model_len or 2 * config.max_prompt_tokens + config.max_new_tokens
