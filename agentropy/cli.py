@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -156,6 +157,60 @@ def cmd_shop(args: argparse.Namespace) -> int:
         server.close()
 
 
+def _train_summary_table(summary: dict) -> None:
+    """Held-out success after the warm start and after RL, per split, sampled and greedy."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: object) -> str:
+        return "-" if value is None else f"{float(value):.3f}"
+
+    table = Table(title=f"held-out results ({summary['eval_episodes']} episodes per split and mode)")
+    for column in ("split", "policy", "success (sampled)", "success (greedy)",
+                   "invalid/turn (sampled)", "invalid/turn (greedy)"):
+        table.add_column(column, justify="left" if column in ("split", "policy") else "right")
+    for split, entry in summary["splits"].items():
+        for label, name in (("start", "after SFT"), ("end", "after RL")):
+            r = entry[label]
+            table.add_row(split, f"{name} (iter {r['iteration']})", fmt(r["success"]),
+                          fmt(r["success_greedy"]), fmt(r["invalid_rate"]), fmt(r["invalid_rate_greedy"]))
+    Console().print(table)
+    print(f"run folder: {summary['run_dir']}")
+
+
+def _check_resume(overrides: Sequence[str]) -> list[str]:
+    """For ``resume=RUN``: run in that folder, and refuse a config that differs from its own."""
+    from omegaconf import OmegaConf
+
+    from configs.schema import ConfigError, compose_config
+
+    resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), "")
+    if not resume:
+        return list(overrides)
+    saved_path = Path(resume) / ".hydra" / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"resume: {resume} is not a run folder of agentropy train (no {saved_path})")
+    rest = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path))
+    now = OmegaConf.to_container(compose_config(rest))
+    saved.pop("resume", None)
+    now.pop("resume", None)
+    if saved != now:
+        diff = sorted(_diff_keys(saved, now))
+        raise ConfigError(
+            f"resume: the config differs from the one {resume} was started with at "
+            f"{', '.join(diff[:8])}; pass the same experiment and overrides"
+        )
+    return [*overrides, f"hydra.run.dir={resume}"]
+
+
+def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in set(a) | set(b)
+                for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "<root>"]
+
+
 def cmd_train(overrides: Sequence[str]) -> int:
     """Hand the overrides to Hydra, which makes the run folder and calls the trainer."""
     import hydra
@@ -173,12 +228,13 @@ def cmd_train(overrides: Sequence[str]) -> int:
         typed = to_typed(cfg)
         run_dir = HydraConfig.get().runtime.output_dir
         summary = train(typed, run_dir)
-        _summary_table(f"agentropy train -> {run_dir}", {"episodes": summary})
+        _train_summary_table(summary)
         result["rc"] = 0
 
     argv = sys.argv
-    sys.argv = ["agentropy train", *rewrite_overrides(overrides)]
     try:
+        overrides = _check_resume(rewrite_overrides(overrides))
+        sys.argv = ["agentropy train", *overrides]
         _run()
     except ConfigError as exc:
         print(f"agentropy train: invalid config: {exc}", file=sys.stderr)

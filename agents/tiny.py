@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -51,6 +51,7 @@ PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
 EOS_TOKEN = "<|im_end|>"
 SPECIAL_TOKENS = (PAD_TOKEN, IM_START, EOS_TOKEN)
+FORMAT_TAGS = ("<think>", "</think>", "<action>", "</action>")
 
 #: ChatML, as used by Qwen2.5-Instruct (without its default system prompt).
 CHAT_TEMPLATE = (
@@ -82,6 +83,10 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenize
         show_progress=False,
     )
     bpe.train_from_iterator(texts, trainer=trainer)
+    # The agent's format tags become single tokens: byte-level pre-tokenisation would otherwise
+    # split them at their punctuation ("<", "think", "></", ...), almost doubling the length of
+    # a short answer. They are not special: decoding keeps them.
+    bpe.add_tokens([AddedToken(tag, normalized=False, special=False) for tag in FORMAT_TAGS])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         eos_token=EOS_TOKEN,

@@ -16,6 +16,7 @@ the command (``info["action_is_valid"]``); both reasons are kept, as ``"format: 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -230,13 +231,14 @@ def collect(
     group_size: int,
     *,
     log_to: EpisodeLog | None = None,
+    records: list[EpisodeRecord] | None = None,
     phase: str = "train",
     iteration: int | None = None,
     first_group_id: int = 0,
     sampling: SamplingParams | None = None,
     max_turns: int | None = None,
     stats: RolloutStats | None = None,
-    progress: bool = True,
+    progress: bool | Progress = True,
 ) -> list[Trajectory]:
     """Play each task ``group_size`` times to the end of every episode.
 
@@ -246,6 +248,9 @@ def collect(
         tasks: what to play; group ``first_group_id + i`` plays ``tasks[i]``.
         group_size: episodes per task.
         log_to: the run's episode log; each finished episode is appended at once.
+        records: if given, each finished episode's record is also appended to this list (in
+            finishing order), e.g. for a trainer that logs training episodes together with
+            the advantages the learner gives them.
         phase: recorded with each episode (``"train"``, ``"eval"``, ``"play"``).
         iteration: recorded with each episode.
         first_group_id: group id of ``tasks[0]`` (keeps ids unique across iterations).
@@ -253,7 +258,8 @@ def collect(
         max_turns: end episodes after this many turns (as truncated) even if the env would
             go on; None leaves the turn limit to the envs.
         stats: if given, counters and timings are added to it.
-        progress: show a progress bar (episodes done, success so far, tokens/s).
+        progress: show a progress bar (episodes done, success so far, tokens/s); a rich
+            ``Progress`` already on screen gets the bar as one more task (removed at the end).
 
     Returns:
         One trajectory per episode, task-major: ``[task0 x group_size, task1 x group_size, ...]``.
@@ -295,22 +301,24 @@ def collect(
         stats.failures += bool(traj.failure)
         stats.turns += traj.length
         stats.invalid_turns += traj.num_invalid
-        if log_to is not None:
+        if log_to is not None or records is not None:
             pieces = None
             if record_tokens:
                 decode = agent.tokenizer.batch_decode
                 pieces = [tuple(decode([[i] for i in t.completion_ids])) for t in traj.turns]
-            log_to.append(
-                episode_record(
-                    traj,
-                    agent=agent.name,
-                    phase=phase,
-                    iteration=iteration,
-                    initial_observation=ep.first_observation,
-                    token_entropies=ep.token_entropies if record_tokens else None,
-                    tokens=pieces,
-                )
+            record = episode_record(
+                traj,
+                agent=agent.name,
+                phase=phase,
+                iteration=iteration,
+                initial_observation=ep.first_observation,
+                token_entropies=ep.token_entropies if record_tokens else None,
+                tokens=pieces,
             )
+            if log_to is not None:
+                log_to.append(record)
+            if records is not None:
+                records.append(record)
 
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -320,7 +328,9 @@ def collect(
         TextColumn("{task.fields[tps]:.0f} tok/s"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, transient=True, disable=not progress) as bar:
+    outer = progress if isinstance(progress, Progress) else None
+    bar = outer or Progress(*columns, transient=True, disable=not progress)
+    with contextlib.nullcontext() if outer else bar:
         job = bar.add_task(f"{phase} episodes", total=n, success=0.0, tps=0.0)
         while pending or active:
             # Start waiting episodes on free slots.
@@ -381,6 +391,8 @@ def collect(
             active = still
             elapsed = time.perf_counter() - start_wall
             bar.update(job, completed=done, success=successes / max(done, 1), tps=tokens / max(elapsed, 1e-9))
+        if outer is not None:
+            outer.remove_task(job)
 
     stats.completion_tokens += tokens
     stats.generate_seconds += agent.generate_seconds - start_generate

@@ -1,38 +1,467 @@
-"""The training entry point behind ``agentropy train``.
+"""The training loop behind ``agentropy train``.
 
-For now this is the quickstart's first stage only: it builds (or loads) the model and plays a few
-recorded episodes on the configured environment. The SFT warm start, the RL loop, evaluation and
-checkpoints come with the training-pipeline issue.
+One run, in order:
+
+1. **Set up** the run folder (Hydra's output dir): the model (the local tiny model is built into
+   ``RUN/model``), the rollout backend, the environment pools, the episode and metrics logs.
+   With ``resume=RUN`` the newest complete checkpoint is loaded and every log is cut back to
+   what it held at that checkpoint, so nothing is lost or recorded twice.
+2. **SFT warm start** (``sft.enabled``): a scripted expert plays the training split through the
+   policy's own prompt templates; the policy imitates its completions (:mod:`algorithms.sft`).
+3. **Evaluate** the starting policy on the held-out splits, sampled and greedy, on fixed tasks
+   (iteration 0), and checkpoint.
+4. **RL iterations** 1..N: collect ``tasks_per_iteration`` x ``group_size`` episodes ->
+   ``collate`` -> ``Learner.update`` -> log the episodes with their advantages -> push the new
+   weights to the rollout backend -> evaluate every ``eval.every`` iterations -> metrics ->
+   checkpoint.
+5. **Summary**: plots, and held-out success before and after RL.
+
+The run folder: ``.hydra/config.yaml`` (resolved config), ``model/`` (tiny model and tokenizer),
+``episodes.jsonl``, ``metrics.jsonl``, ``replay.jsonl`` (SPEAR), ``tensorboard/``,
+``checkpoints/iter_NNNNNN/``, ``plots/{success,entropy}.png`` and ``summary.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import math
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from agentropy.play import play, summarize
-from configs.schema import TrainConfig
+import numpy as np
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-__all__ = ["train"]
+from agentropy.episodes import EpisodeLog, EpisodeRecord
+from agents.agent import Agent
+from agents.backends.base import SamplingParams
+from algorithms.checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from algorithms.data import Trajectory, collate
+from algorithms.learner import Learner
+from algorithms.metrics import MetricsLog, plot_metrics, read_metrics
+from algorithms.rollout import RolloutStats, Task, collect
+from algorithms.sft import sft_train
+from configs.schema import ConfigError, TrainConfig
+from envs.pool import EnvPool, EnvSpec, make_pool
+
+__all__ = ["Trainer", "train"]
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, float]:
-    """Run ``cfg`` in ``run_dir``; returns the summary of the episodes played."""
-    run_dir = Path(run_dir)
-    if cfg.agent.model == "tiny":
-        from agents.tiny import make_model
+def train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Run ``cfg`` in ``run_dir``; returns the summary (also written to ``summary.json``)."""
+    trainer = Trainer(cfg, run_dir)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()
 
-        path = make_model(run_dir / "model", cfg.agent.tiny)
-        log.info("built the local model in %s", path)
-    records = play(
-        cfg.env.id,
-        agent="random",
-        episodes=cfg.play_episodes,
-        out_dir=run_dir,
-        env_kwargs=dict(cfg.env.kwargs, split=cfg.env.train_split),
-        seed=cfg.seed,
-        max_turns=cfg.env.max_turns,
+
+# --------------------------------------------------------------------------- small pieces
+class _Jsonl:
+    """An append-only JSON-lines file with flushed lines and resume truncation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "ab")  # noqa: SIM115  (kept open for the run)
+
+    def append(self, obj: Mapping[str, Any]) -> None:
+        self._file.write((json.dumps(obj) + "\n").encode())
+        self._file.flush()
+
+    def tell(self) -> int:
+        self._file.flush()
+        return self._file.tell()
+
+    def truncate(self, size: int) -> None:
+        self._file.flush()
+        self._file.truncate(size)
+        self._file.seek(size)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, float]:
+    """Success, score, length, invalid-action rate and failures of a set of episodes."""
+    done = [t for t in trajs if not t.failure]
+    n, turns = max(len(done), 1), max(sum(t.length for t in done), 1)
+    return {
+        f"{prefix}/success": sum(t.won for t in done) / n,
+        f"{prefix}/score": sum(t.score for t in done) / n,
+        f"{prefix}/length": sum(t.length for t in done) / n,
+        f"{prefix}/invalid_rate": sum(t.num_invalid for t in done) / turns,
+        f"{prefix}/failures": float(len(trajs) - len(done)),
+    }
+
+
+def _with_advantages(record: EpisodeRecord, advantages: Sequence[float]) -> EpisodeRecord:
+    turns = tuple(
+        dataclasses.replace(t, advantage=None if math.isnan(a) else float(a))
+        for t, a in zip(record.turns, advantages, strict=True)
     )
-    return summarize(records)
+    return dataclasses.replace(record, turns=turns)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Owns one run: its model, backends, pools, logs and learner. See the module docstring."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.agent.backend == "scripted":
+            raise ConfigError("agent.backend: a scripted agent has nothing to train; use hf or vllm")
+        if cfg.resume and Path(cfg.resume).resolve() != self.run_dir.resolve():
+            raise ConfigError(f"resume: {cfg.resume} is not this run's folder {self.run_dir}")
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        self.device = torch.device(
+            "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
+        _seed_everything(cfg.seed)
+        self._closers: list[Any] = []
+
+        # The model, its tokenizer, and the rollout backend.
+        self.model_path = self._model_path()
+        from agents.tiny import load_pretrained
+
+        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=cfg.agent.dtype)
+        self.model.to(self.device).eval()
+        self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
+        self._closers.append(self.agent)
+
+        # Environment pools: one for training, one per evaluation split.
+        self.train_pool = self._pool(cfg.env.train_split, cfg.tasks_per_iteration * cfg.group_size)
+        eval_size = min(cfg.eval.pool_size or len(self.train_pool), max(cfg.eval.episodes, 1))
+        self.eval_pools = {split: self._pool(split, eval_size) for split in cfg.env.eval_splits}
+
+        # Logs.
+        self.episodes = EpisodeLog(self.run_dir / "episodes.jsonl")
+        self.replay_log = _Jsonl(self.run_dir / "replay.jsonl")
+        self._closers += [self.episodes, self.replay_log]
+        self.learner: Learner | None = None
+        self.metrics: MetricsLog | None = None
+        self.start_iteration = 0
+        self._episode_ids: dict[int, list[str]] = {}  # learner step -> episode ids of its batch
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            disable=not cfg.progress,
+        )
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _model_path(self) -> Path | str:
+        if self.cfg.agent.model != "tiny":
+            return self.cfg.agent.model
+        path = self.run_dir / "model"
+        if not (path / "config.json").exists():
+            from agents.tiny import make_model
+
+            make_model(path, self.cfg.agent.tiny)
+        return path
+
+    def _backend(self) -> Any:
+        cfg = self.cfg.agent
+        if cfg.backend == "vllm":
+            from agents.backends.vllm import VLLMBackend
+
+            return VLLMBackend.from_config(cfg, self.model_path)
+        from agents.backends.hf import HFBackend
+
+        # The learner trains this very model object: no weight copy is ever needed.
+        return HFBackend(self.model, self.tokenizer, batch_size=cfg.generation_batch_size)
+
+    def _pool(self, split: str, size: int) -> EnvPool:
+        env = self.cfg.env
+        spec = EnvSpec(env.id, {**env.kwargs, "split": split, "max_episode_steps": env.max_turns})
+        pool = make_pool([spec] * size, env.pool, num_workers=env.num_workers, timeout_s=env.step_timeout_s)
+        self._closers.append(pool)
+        return pool
+
+    def _make_learner(self) -> Learner:
+        cfg = self.cfg
+        return Learner(
+            self.model,
+            cfg.algorithm,
+            total_steps=max(cfg.iterations, 1),
+            max_new_tokens=cfg.agent.max_new_tokens,
+            max_seq_len=2 * cfg.agent.max_prompt_tokens + cfg.agent.max_new_tokens,
+            tokenizer=self.tokenizer,
+        )
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        with self.progress:
+            resumed = self._resume() if cfg.resume else False
+            if not resumed:
+                self._start_fresh()
+            main = self.progress.add_task("RL iterations", total=cfg.iterations,
+                                          completed=self.start_iteration, info="")
+            for iteration in range(self.start_iteration + 1, cfg.iterations + 1):
+                self._iteration(iteration, main)
+        summary = self._summary()
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _start_fresh(self) -> None:
+        """SFT warm start (if enabled), the learner, evaluation of the start, checkpoint 0."""
+        cfg = self.cfg
+        self.episodes.truncate(0)
+        self.replay_log.truncate(0)
+        self.metrics = self._open_metrics(start_iteration=0, truncate_to=0)
+        row: dict[str, float] = {}
+        if cfg.sft.enabled and cfg.sft.steps > 0:
+            with self._timed(row, "time/sft_s"):
+                row.update(self._sft())
+        self.learner = self._make_learner()
+        self._sync_weights(version=0)
+        row.update(self._evaluate(iteration=0))
+        self.metrics.log(0, row)
+        self._checkpoint(0)
+        self._plot()
+
+    def _sft(self) -> dict[str, float]:
+        cfg = self.cfg
+        from agents.backends.scripted import ScriptedBackend
+
+        expert = Agent(ScriptedBackend(self.tokenizer, policy="expert", seed=cfg.seed),
+                       self.tokenizer, cfg.agent)
+        tasks = [Task(seed=10_000_000 + cfg.seed * 100_003 + i) for i in range(cfg.sft.episodes)]
+        demos = collect(self.train_pool, expert, tasks, 1, log_to=self.episodes, phase="sft",
+                        iteration=0, progress=self.progress)
+        kept = [t for t in demos if t.won and not t.failure]
+        if not kept:
+            raise RuntimeError("SFT: the expert won no episode; nothing to imitate")
+        job = self.progress.add_task("SFT steps", total=cfg.sft.steps, info="")
+        result = sft_train(
+            self.model, kept, cfg.sft, pad_token_id=self.tokenizer.pad_token_id, seed=cfg.seed,
+            on_step=lambda s, loss: self.progress.update(job, completed=s + 1, info=f"loss {loss:.3f}"),
+        )
+        self.progress.remove_task(job)
+        return {
+            "sft/expert_success": sum(t.won for t in demos) / len(demos),
+            "sft/rows": result.rows,
+            "sft/first_loss": result.first_loss,
+            "sft/last_loss": result.last_loss,
+        }
+
+    def _iteration(self, iteration: int, main_task: Any) -> None:
+        """One RL iteration: rollout, update, log, sync, evaluate, checkpoint."""
+        cfg = self.cfg
+        assert self.learner is not None and self.metrics is not None
+        row: dict[str, float] = {}
+        self.progress.update(main_task, description=f"RL iteration {iteration} [rollout]")
+
+        # Rollout: tasks_per_iteration tasks, group_size episodes each (GRPO groups).
+        rng = np.random.default_rng([cfg.seed, iteration])
+        tasks = [Task(seed=int(s)) for s in rng.integers(0, 2**31 - 1, size=cfg.tasks_per_iteration)]
+        stats, records = RolloutStats(), []
+        with self._timed(row, "time/rollout_s"):
+            trajs = collect(self.train_pool, self.agent, tasks, cfg.group_size, records=records,
+                            phase="train", iteration=iteration,
+                            first_group_id=(iteration - 1) * cfg.tasks_per_iteration,
+                            stats=stats, progress=self.progress)
+        row.update(_rollout_metrics("train", trajs))
+        row["rollout/tokens_per_s"] = stats.tokens_per_second
+        good = [t for t in trajs if not t.failure]
+
+        # Update.
+        self.progress.update(main_task, description=f"RL iteration {iteration} [update]")
+        advantages: dict[str, list[float]] = {}
+        if good:
+            batch = collate(good, pad_token_id=self.tokenizer.pad_token_id)
+            self._episode_ids[self.learner.step] = [t.episode_id for t in good]
+            with self._timed(row, "time/update_s"):
+                row.update(self.learner.update(batch))
+            assert self.learner.row_advantages is not None
+            per_row = self.learner.row_advantages.detach().cpu().tolist()
+            rows = zip(batch.traj_index.tolist(), batch.turn_index.tolist(), per_row, strict=True)
+            for ti, k, adv in rows:
+                advantages.setdefault(good[ti].episode_id, [math.nan] * good[ti].length)[k] = adv
+        else:
+            log.warning("iteration %d: every episode failed; no update", iteration)
+
+        # The episodes, now with the advantage each turn was trained with.
+        for record in records:
+            adv = advantages.get(record.episode_id)
+            self.episodes.append(_with_advantages(record, adv) if adv else record)
+        self._log_replay(iteration)
+        self._sync_weights(version=iteration)
+
+        # Evaluation, metrics, checkpoint.
+        if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
+            self.progress.update(main_task, description=f"RL iteration {iteration} [eval]")
+            row.update(self._evaluate(iteration))
+        self.metrics.log(iteration, row)
+        if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
+            self._checkpoint(iteration)
+        self._plot()
+        info = f"train success {row['train/success']:.2f}"
+        self.progress.update(main_task, completed=iteration, info=info,
+                             description=f"RL iteration {iteration}")
+        log.info("iteration %d/%d: %s, invalid %.3f, entropy %s, %.0f s", iteration, cfg.iterations,
+                 info, row["train/invalid_rate"], f"{row.get('actor/entropy', math.nan):.3f}",
+                 row.get("time/rollout_s", 0) + row.get("time/update_s", 0))
+
+    def _evaluate(self, iteration: int) -> dict[str, float]:
+        """Held-out success on fixed tasks, sampled and (optionally) greedy."""
+        cfg = self.cfg
+        if not cfg.eval.episodes:
+            return {}
+        out: dict[str, float] = {}
+        modes = {"": SamplingParams.from_config(cfg.agent, temperature=cfg.eval.temperature)}
+        if cfg.eval.greedy:
+            modes["_greedy"] = SamplingParams.from_config(cfg.agent, temperature=0.0)
+        tasks = [Task(seed=cfg.eval.seed + i, options={"task": i}) for i in range(cfg.eval.episodes)]
+        for split, pool in self.eval_pools.items():
+            for suffix, sampling in modes.items():
+                t0 = time.perf_counter()
+                trajs = collect(pool, self.agent, tasks, 1, log_to=self.episodes, phase="eval",
+                                iteration=iteration, sampling=sampling, progress=self.progress)
+                metrics = _rollout_metrics(f"eval/{split}", trajs)
+                out.update({k + suffix: v for k, v in metrics.items()})
+                out[f"time/eval_{split}{suffix}_s"] = time.perf_counter() - t0
+                if metrics[f"eval/{split}/failures"]:
+                    log.warning("eval %s: %d episodes failed", split, int(metrics[f"eval/{split}/failures"]))
+                log.info("eval %s%s after iteration %d: success %.3f, invalid %.3f", split,
+                         suffix or " (sampled)", iteration, metrics[f"eval/{split}/success"],
+                         metrics[f"eval/{split}/invalid_rate"])
+        return out
+
+    def _sync_weights(self, version: int) -> None:
+        """Push the learner's weights into the rollout backend (a no-op copy for HF)."""
+        self.model.eval()
+        self.agent.backend.update_weights(self.model.state_dict(), version=version)
+
+    def _log_replay(self, iteration: int) -> None:
+        if self.learner is None or self.learner.replay is None:
+            return
+        rows = []
+        for r in self.learner.replay_snapshot():
+            ids = self._episode_ids.get(int(r["step"]), [])
+            ti = int(r["traj_index"])
+            rows.append({"episode_id": ids[ti] if ti < len(ids) else "", "turn": int(r["turn"]),
+                         "advantage": float(r["advantage"]), "score": float(r["score"]),
+                         "step": int(r["step"])})
+        self.replay_log.append({"iteration": iteration, "rows": rows})
+        # Keep the episode ids of the steps that still have rows in the buffer.
+        live = {int(r["step"]) for r in rows} | {self.learner.step - 1}
+        self._episode_ids = {s: v for s, v in self._episode_ids.items() if s in live}
+
+    # ------------------------------------------------------------------ persistence
+    def _open_metrics(self, *, start_iteration: int, truncate_to: int) -> MetricsLog:
+        from omegaconf import OmegaConf
+
+        metrics = MetricsLog(self.run_dir, tensorboard=self.cfg.tensorboard,
+                             wandb_project=self.cfg.wandb_project, start_iteration=start_iteration,
+                             config=OmegaConf.to_container(OmegaConf.structured(self.cfg)))
+        metrics.truncate(truncate_to)
+        self._closers.append(metrics)
+        return metrics
+
+    def _checkpoint(self, iteration: int) -> None:
+        assert self.learner is not None and self.metrics is not None
+        state = {
+            "learner": self.learner.state_dict(),
+            "rng": capture_rng(),
+            "episode_ids": self._episode_ids,
+            "policy_version": self.agent.policy_version,
+        }
+        meta = {
+            "episodes_offset": self.episodes.tell(),
+            "metrics_offset": self.metrics.tell(),
+            "replay_offset": self.replay_log.tell(),
+        }
+        save_checkpoint(self.run_dir, iteration, model_state=self.model.state_dict(), state=state,
+                        meta=meta, keep_last=self.cfg.keep_checkpoints)
+
+    def _resume(self) -> bool:
+        """Continue from the newest complete checkpoint; False if there is none yet."""
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            log.warning("resume: %s has no complete checkpoint yet; starting over", self.run_dir)
+            return False
+        ckpt = load_checkpoint(path, map_location=self.device)
+        log.info("resuming %s from %s", self.run_dir, path.name)
+        self.model.load_state_dict(ckpt.model_state)
+        self.episodes.truncate(ckpt.meta["episodes_offset"])
+        self.replay_log.truncate(ckpt.meta["replay_offset"])
+        self.metrics = self._open_metrics(start_iteration=ckpt.iteration + 1,
+                                          truncate_to=ckpt.meta["metrics_offset"])
+        self.learner = self._make_learner()
+        self.learner.load_state_dict(ckpt.state["learner"])
+        self._episode_ids = dict(ckpt.state["episode_ids"])
+        restore_rng(ckpt.state["rng"])
+        self.start_iteration = ckpt.iteration
+        self._sync_weights(version=int(ckpt.state["policy_version"]))
+        return True
+
+    def _plot(self) -> None:
+        rows = read_metrics(self.run_dir / "metrics.jsonl")
+        plot_metrics(rows, self.run_dir / "plots")
+
+    def _summary(self) -> dict[str, Any]:
+        """Held-out results at the start (after SFT) and at the end, per split and mode."""
+        rows = [r for r in read_metrics(self.run_dir / "metrics.jsonl")
+                if any(k.startswith("eval/") for k in r)]
+        first, last = (rows[0], rows[-1]) if rows else ({}, {})
+        out: dict[str, Any] = {"run_dir": str(self.run_dir), "iterations": self.cfg.iterations,
+                               "eval_episodes": self.cfg.eval.episodes, "splits": {}}
+        for split in self.cfg.env.eval_splits:
+            entry = {}
+            for label, r in (("start", first), ("end", last)):
+                entry[label] = {
+                    key: r.get(f"eval/{split}/{key}")
+                    for key in ("success", "success_greedy", "invalid_rate", "invalid_rate_greedy",
+                                "score", "length")
+                }
+                entry[label]["iteration"] = r.get("iteration")
+            out["splits"][split] = entry
+        return out
+
+    @contextmanager
+    def _timed(self, row: dict[str, float], key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            row[key] = time.perf_counter() - t0
+
+    def close(self) -> None:
+        for thing in reversed(self._closers):
+            try:
+                thing.close()
+            except Exception:  # noqa: BLE001  (closing must not hide the run's own error)
+                log.warning("closing %r failed", thing, exc_info=True)
+        self._closers.clear()
