@@ -13,6 +13,8 @@ _SPECS = {
     "agentropy/TWX-v0": ("envs.textgames:TWXEnv", 50),
     "agentropy/WebShop-v0": ("envs.shop.env:ShopEnv", 15),
     "agentropy/ALFWorld-v0": ("envs.household.env:ALFWorldEnv", 50),
+    "agentropy/TextWorld-v0": ("envs.textgames:TextWorldEnv", 50),
+    "agentropy/ScienceWorld-v0": ("envs.science:ScienceWorldEnv", 30),
 }
 
 for _id, (_entry_point, _max_steps) in _SPECS.items():

@@ -10,20 +10,28 @@ result carries a ``failure`` reason, the env is rebuilt before the slot's next r
 rollout collector reports that episode as failed while the others go on.
 
 Backends share this interface: ``serial`` (in-process, for debugging and cheap envs) and
-``subprocess`` (worker processes; see :func:`make_pool`).
+``subprocess`` (worker processes; see :class:`SubprocessPool` and :func:`make_pool`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import os
+import signal
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 import gymnasium as gym
 
-__all__ = ["EnvPool", "EnvSpec", "ResetResult", "SerialPool", "StepResult", "make_pool"]
+__all__ = [
+    "EnvPool", "EnvSpec", "ResetResult", "SerialPool", "StepResult", "SubprocessPool", "make_pool",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +176,250 @@ class SerialPool:
         self.close()
 
 
+# ------------------------------------------------------------------------------ subprocess
+def _worker_main(conn: Connection, specs: tuple[EnvSpec, ...]) -> None:
+    """A worker: a :class:`SerialPool` over the specs, serving requests until told to close.
+
+    The worker leads its own process group, so the pool can end it together with the engine
+    processes its envs started (JVMs) in one signal.
+    """
+    os.setpgrp()
+    pool = SerialPool(specs)
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):  # the pool's process is gone
+                return
+            kind, args = request[0], request[1:]
+            if kind == "close":
+                pool.close()
+                conn.send("closed")
+                return
+            results = pool.reset(*args) if kind == "reset" else pool.step(*args)
+            try:
+                conn.send(results)
+            except Exception as exc:  # noqa: BLE001  (an env put something unpicklable in info)
+                failure = f"the result could not be sent to the pool: {_failure(exc)}"
+                if kind == "reset":
+                    conn.send([ResetResult("", {}, failure=failure) for _ in results])
+                else:
+                    conn.send([StepResult("", 0.0, False, False, {}, failure=failure) for _ in results])
+    finally:
+        pool.close()
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+
+
+class SubprocessPool:
+    """Envs in worker processes; each worker owns the slots ``s`` with ``s % num_workers == w``.
+
+    A call sends each involved worker its part of the batch at once, so workers run in parallel
+    (the envs of one worker run one after the other), and waits at most ``timeout_s`` seconds.
+    A worker that dies or does not answer in time is killed with its process group (the engine
+    processes its envs started) and replaced by a fresh one: the slots of the batch it held get
+    a ``failure`` result, its other slots lost their envs and get one at their next ``step``
+    (until they are reset), and the rest of the batch goes on. An env that raises inside a worker
+    fails only its own slot, as in :class:`SerialPool`.
+
+    Workers start with the ``spawn`` context (JVMs and threads do not survive ``fork``) and are
+    daemonic: env constructors must not start ``multiprocessing`` children of their own (plain
+    subprocesses are fine). Results are pickled, so ``info`` values must be plain data.
+
+    Args:
+        specs: one spec per slot.
+        num_workers: worker processes (at most one per slot).
+        timeout_s: the longest a ``reset`` or ``step`` call waits for a worker.
+        context: the ``multiprocessing`` start method: ``"spawn"`` or ``"forkserver"``.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[EnvSpec],
+        num_workers: int = 2,
+        timeout_s: float = 120.0,
+        context: str = "spawn",
+    ) -> None:
+        if context not in ("spawn", "forkserver"):
+            raise ValueError(f"context must be 'spawn' or 'forkserver', got {context!r}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.specs = tuple(specs)
+        if not self.specs:
+            raise ValueError("a pool needs at least one spec")
+        self.num_workers = max(1, min(num_workers, len(self.specs)))
+        self.timeout_s = timeout_s
+        self._ctx = multiprocessing.get_context(context)
+        self._lost: dict[int, str] = {}
+        self._closed = False
+        self._workers: list[_Worker] = []
+        for _ in range(self.num_workers):
+            self._workers.append(self._start_worker())
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def worker_of(self, slot: int) -> int:
+        """The index of the worker that owns ``slot``."""
+        return slot % self.num_workers
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of the current workers, by worker index."""
+        return [int(w.process.pid or 0) for w in self._workers]
+
+    # ------------------------------------------------------------------ workers
+    def _start_worker(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker_main, args=(child, self.specs), daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    @staticmethod
+    def _kill(worker: _Worker) -> int | None:
+        """End a worker and its process group (the engines its envs started); return its exit
+        code. The group is signalled before the worker is reaped, while its pid is still its own."""
+        pid = worker.process.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            worker.process.kill()
+        worker.process.join(timeout=10)
+        worker.conn.close()
+        return worker.process.exitcode
+
+    def _replace(self, index: int, reason: str) -> None:
+        log.warning("EnvPool worker %d: %s; starting a new one", index, reason)
+        self._kill(self._workers[index])
+        self._workers[index] = self._start_worker()
+        for slot in range(index, len(self.specs), self.num_workers):
+            self._lost[slot] = f"{reason}; the slot's env was lost, reset the slot"
+
+    def _replace_dead(self, index: int) -> str:
+        """Replace a worker found dead; return the failure reason for its slots."""
+        worker = self._workers[index]
+        wait([worker.process.sentinel], timeout=1.0)  # let it finish dying: keep its exit code
+        pid = worker.process.pid
+        code = self._kill(worker)
+        reason = f"worker {index} (pid {pid}) died with exit code {code}"
+        log.warning("EnvPool: %s; starting a new one", reason)
+        self._workers[index] = self._start_worker()
+        for slot in range(index, len(self.specs), self.num_workers):
+            self._lost[slot] = f"{reason}; the slot's env was lost, reset the slot"
+        return reason
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, kind: str, slots: Sequence[int], per_slot: Sequence[Sequence[Any]]) -> list[Any]:
+        if self._closed:
+            raise RuntimeError("the pool is closed")
+        for slot in slots:
+            if not (isinstance(slot, int) and 0 <= slot < len(self.specs)):
+                raise ValueError(f"slot {slot!r} out of range [0, {len(self.specs)})")
+        if len(set(slots)) != len(slots):
+            raise ValueError(f"{kind}(): a slot appears twice in {list(slots)}")
+
+        def failed(reason: str) -> Any:
+            if kind == "reset":
+                return ResetResult("", {}, failure=reason)
+            return StepResult("", 0.0, False, False, {}, failure=reason)
+
+        results: list[Any] = [None] * len(slots)
+        parts: dict[int, list[int]] = {}
+        for pos, slot in enumerate(slots):
+            if kind == "step" and slot in self._lost:
+                results[pos] = failed(self._lost[slot])
+            else:
+                parts.setdefault(self.worker_of(slot), []).append(pos)
+
+        pending: dict[Connection, tuple[int, list[int]]] = {}
+        for index, positions in parts.items():
+            columns = ([args[p] for p in positions] for args in per_slot)
+            message = (kind, [slots[p] for p in positions], *columns)
+            try:
+                self._workers[index].conn.send(message)
+            except OSError:
+                reason = self._replace_dead(index)
+                for p in positions:
+                    results[p] = failed(reason)
+            else:
+                pending[self._workers[index].conn] = (index, positions)
+
+        deadline = time.monotonic() + self.timeout_s
+        while pending:
+            ready = wait(list(pending), timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            for conn in ready:
+                index, positions = pending.pop(conn)  # type: ignore[arg-type]
+                try:
+                    answer = conn.recv()  # type: ignore[union-attr]
+                except (EOFError, OSError):
+                    reason = self._replace_dead(index)
+                    answer = [failed(reason)] * len(positions)
+                for p, result in zip(positions, answer, strict=True):
+                    results[p] = result
+        for index, positions in pending.values():
+            reason = f"worker {index} did not answer within {self.timeout_s:g} s and was killed"
+            self._replace(index, reason)
+            for p in positions:
+                results[p] = failed(reason)
+
+        if kind == "reset":
+            for slot, result in zip(slots, results, strict=True):
+                if not result.failure:
+                    self._lost.pop(slot, None)
+        return results
+
+    def reset(
+        self,
+        slots: Sequence[int],
+        seeds: Sequence[int | None],
+        options: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[ResetResult]:
+        options = options if options is not None else [None] * len(slots)
+        if not len(slots) == len(seeds) == len(options):
+            raise ValueError("reset(): slots, seeds and options must have the same length")
+        return self._call("reset", list(slots), [list(seeds), [dict(o or {}) for o in options]])
+
+    def step(self, slots: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
+        if len(slots) != len(actions):
+            raise ValueError("step(): slots and actions must have the same length")
+        return self._call("step", list(slots), [list(actions)])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(("close",))
+        # Each worker closes its envs (JVMs shut down) and exits; then its group is swept.
+        deadline = time.monotonic() + min(self.timeout_s, 30.0)
+        for worker in self._workers:
+            wait([worker.process.sentinel], timeout=max(0.0, deadline - time.monotonic()))
+            self._kill(worker)
+
+    def __enter__(self) -> SubprocessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def make_pool(
     specs: Sequence[EnvSpec], backend: str = "serial", *, num_workers: int = 2, timeout_s: float = 120.0
 ) -> EnvPool:
-    """Build a pool of ``specs`` with the named backend (``serial`` or ``subprocess``)."""
+    """Build a pool of ``specs`` with the named backend (``serial`` or ``subprocess``).
+
+    ``num_workers`` and ``timeout_s`` apply to the ``subprocess`` backend.
+    """
     if backend == "serial":
         return SerialPool(specs)
-    raise ValueError(f"unknown EnvPool backend {backend!r}; known: serial")
+    if backend == "subprocess":
+        return SubprocessPool(specs, num_workers=num_workers, timeout_s=timeout_s)
+    raise ValueError(f"unknown EnvPool backend {backend!r}; known: serial, subprocess")

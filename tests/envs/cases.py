@@ -24,6 +24,18 @@ ENV_CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("train", {}),
         ("valid_unseen", {"split": "valid_unseen", "task_types": ["look_at_obj_in_light", 6]}),
     ],
+    # Generated games are cached on disk (~/.cache/agentropy/textworld); num_games bounds how
+    # many a fresh machine generates (2-10 s each).
+    "agentropy/TextWorld-v0": [
+        ("coin", {"game": "coin", "num_games": 4}),
+        ("cooking-valid", {"game": "cooking", "split": "valid", "num_games": 3}),
+        ("treasure-replan", {"game": "treasure", "split": "test", "num_games": 3, "expert_replans": True}),
+    ],
+    # A task with short gold paths (the turn limit is 30) and quick loads. The JVM makes every
+    # case cost seconds; tests/envs/test_science.py covers the admissible-commands mode.
+    "agentropy/ScienceWorld-v0": [
+        ("find-animal", {"tasks": "find-animal"}),
+    ],
 }
 
 

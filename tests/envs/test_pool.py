@@ -1,0 +1,216 @@
+"""EnvPool backends (envs/pool.py): the subprocess backend gives the serial backend's results,
+survives workers and JVMs killed mid-batch and workers that hang, and leaves no processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from multiprocessing import resource_tracker
+
+import gymnasium as gym
+import pytest
+from gymnasium import spaces
+
+from envs.core import TEXT_CHARSET
+from envs.pool import EnvSpec, SerialPool, SubprocessPool, make_pool
+from tests.envs.test_contract import _child_processes
+
+
+class EchoEnv(gym.Env[str, str]):
+    """Test-only env: echoes actions; ``sleep S`` sleeps S seconds first, ``raise`` raises."""
+
+    observation_space = spaces.Text(max_length=256, charset=TEXT_CHARSET)
+    action_space = spaces.Text(max_length=256, charset=TEXT_CHARSET)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return f"start {seed} {dict(options or {})}", {"t": 0}
+
+    def step(self, action):
+        self.t += 1
+        if action.startswith("sleep "):
+            time.sleep(float(action.split()[1]))
+        if action == "raise":
+            raise RuntimeError("boom")
+        return f"echo {action} {self.t}", 1.0, False, False, {"t": self.t}
+
+
+# Workers import this module through the "module:id" form of the id, which registers it there.
+gym.register("PoolTestEcho-v0", entry_point=EchoEnv)
+ECHO = EnvSpec(f"{__name__}:PoolTestEcho-v0", {"disable_env_checker": True})
+TWX = EnvSpec("agentropy/TWX-v0", {"game": "coin"})
+
+
+@pytest.fixture
+def no_leftovers():
+    """Fails the test if it leaves child processes (the resource tracker is started first: it
+    is multiprocessing's own, one per process)."""
+    resource_tracker.ensure_running()
+    before = {line.split()[0] for line in _child_processes()}
+    yield
+    assert [line for line in _child_processes() if line.split()[0] not in before] == []
+
+
+def _group(pgid: int) -> list[int]:
+    """Living processes of process group ``pgid``."""
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(pid))
+    return members
+
+
+def _java_children(pid: int) -> list[int]:
+    out = []
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"java" in cmd.split(b"\0")[0]:
+            out.append(int(child))
+    return out
+
+
+def _script(pool):
+    """Resets and partial steps, with a deterministic policy over the admissible commands."""
+    out = [pool.reset([0, 1, 2, 3], [5, 6, 7, 8], [None, {"task": 3}, None, None])]
+    infos = {r_slot: r.info for r_slot, r in zip([0, 1, 2, 3], out[0], strict=True)}
+    for t, slots in enumerate([[0, 1, 2, 3], [1, 3], [2], [0, 3, 1], [3, 2, 1, 0]]):
+        actions = [infos[s]["admissible_commands"][t % len(infos[s]["admissible_commands"])] for s in slots]
+        if t == 2:
+            actions[0] = "not a command"
+        results = pool.step(slots, actions)
+        out.append(results)
+        infos.update({s: r.info for s, r in zip(slots, results, strict=True) if r.info})
+    return out
+
+
+def test_subprocess_pool_matches_serial_pool(no_leftovers):
+    specs = [TWX] * 4
+    with SerialPool(specs) as serial:
+        expected = _script(serial)
+    with make_pool(specs, "subprocess", num_workers=2, timeout_s=120) as pool:
+        assert isinstance(pool, SubprocessPool) and len(pool) == 4
+        got = _script(pool)
+    assert got == expected
+    assert all(not r.failure for batch in got for r in batch)
+
+
+def test_env_errors_fail_only_their_slot_in_both_backends(no_leftovers):
+    specs = [ECHO] * 3
+    outs = []
+    for pool in (SerialPool(specs), SubprocessPool(specs, num_workers=2, timeout_s=60)):
+        with pool:
+            pool.reset([0, 1, 2], [0, 1, 2])
+            first = pool.step([0, 1, 2], ["a", "raise", "c"])
+            again = pool.step([1], ["b"])  # the broken env was discarded; this slot needs a reset
+            reset = pool.reset([1], [9])
+            after = pool.step([1, 0], ["d", "e"])
+        outs.append((first, again, reset, after))
+    assert outs[0] == outs[1]
+    first, again, reset, after = outs[1]
+    assert first[1].failure == "env error: RuntimeError: boom"
+    assert (first[0].observation, first[2].observation) == ("echo a 1", "echo c 1")
+    assert "ResetNeeded" in again[0].failure
+    assert [r.observation for r in after] == ["echo d 1", "echo e 2"]
+
+
+def test_hung_worker_is_killed_and_replaced(no_leftovers):
+    with SubprocessPool([ECHO] * 4, num_workers=2, timeout_s=3) as pool:
+        pool.reset([0, 1, 2, 3], [0, 1, 2, 3])
+        old = pool.worker_pids()
+        start = time.monotonic()
+        results = pool.step([0, 1, 2, 3], ["sleep 60", "b", "c", "d"])
+        assert time.monotonic() - start < 30  # the call did not wait for the sleep
+        # Worker 0 owns slots 0 and 2: both fail; worker 1's slots are unaffected.
+        assert "did not answer within 3 s" in results[0].failure
+        assert results[2].failure == results[0].failure
+        assert [(r.observation, r.failure) for r in (results[1], results[3])] == [
+            ("echo b 1", ""), ("echo d 1", "")]
+        new = pool.worker_pids()
+        assert new[0] != old[0] and new[1] == old[1] and _group(old[0]) == []
+        # The replaced worker's slots lost their envs until they are reset.
+        assert "reset the slot" in pool.step([2], ["x"])[0].failure
+        assert [r.failure for r in pool.reset([0, 2], [0, 2])] == ["", ""]
+        results = pool.step([0, 1, 2, 3], ["e", "f", "g", "h"])
+        assert [r.observation for r in results] == ["echo e 1", "echo f 2", "echo g 1", "echo h 2"]
+
+
+def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
+    """kill -9 a worker while it is inside a step call: its slots in the batch fail, its JVMs go
+    with it (the process group), the other worker's slots are correct, and the pool goes on."""
+    specs = [ECHO, TWX, TWX, TWX]  # worker 0: slots 0 (echo) and 2 (a JVM); worker 1: slots 1, 3
+    with SerialPool(specs) as serial:
+        serial.reset([1, 3], [1, 3])
+        expected = serial.step([1, 3], ["look around", "look around"])
+    with SubprocessPool(specs, num_workers=2, timeout_s=120) as pool:
+        pool.reset([0, 1, 2, 3], [0, 1, 2, 3])
+        victim = pool.worker_pids()[0]
+        assert len(_java_children(victim)) == 1
+        killer = threading.Timer(1.0, os.kill, (victim, signal.SIGKILL))
+        killer.start()
+        results = pool.step([0, 1, 2, 3], ["sleep 20", "look around", "look", "look around"])
+        killer.join()
+        assert results[0].failure == results[2].failure
+        assert results[0].failure.startswith(f"worker 0 (pid {victim}) died with exit code -9")
+        assert [results[1], results[3]] == expected
+        assert _group(victim) == []  # the JVM of slot 2 is gone too
+        assert [r.failure for r in pool.reset([0, 2], [0, 2])] == ["", ""]
+        assert all(not r.failure for r in pool.step([0, 1, 2, 3], ["x", "look around", "look", "look"]))
+
+
+@pytest.mark.parametrize(
+    "jvm_spec",
+    [TWX, pytest.param(EnvSpec("agentropy/ScienceWorld-v0", {"tasks": "find-animal"}),
+                       marks=pytest.mark.slow, id="science")],
+    ids=["twx", "science"],
+)
+def test_jvm_killed_mid_batch(no_leftovers, jvm_spec):
+    """kill -9 the JVM of one slot while its worker is busy with another slot: that slot fails
+    with the env's error, the worker stays, and a reset brings the slot back."""
+    specs = [ECHO, jvm_spec, jvm_spec]  # worker 0: slots 0 (echo) and 2 (JVM); worker 1: slot 1
+    with SubprocessPool(specs, num_workers=2, timeout_s=120) as pool:
+        first = pool.reset([0, 1, 2], [0, 1, 2])
+        assert all(not r.failure for r in first)
+        worker = pool.worker_pids()[0]
+        (jvm,) = _java_children(worker)
+        killer = threading.Timer(1.0, os.kill, (jvm, signal.SIGKILL))
+        killer.start()
+        results = pool.step([0, 1, 2], ["sleep 3", "look around", "look around"])
+        killer.join()
+        assert results[0].observation == "echo sleep 3 1" and not results[0].failure
+        assert not results[1].failure and results[1].info["action_is_valid"]
+        assert results[2].failure.startswith("env error: ")
+        assert pool.worker_pids()[0] == worker
+        again = pool.reset([2], [2])
+        assert not again[0].failure and again[0].observation == first[2].observation
+        assert not pool.step([2], ["look around"])[0].failure
+        assert _java_children(worker) != [jvm]
+
+
+def test_make_pool_backends_and_arguments():
+    assert isinstance(make_pool([ECHO], "serial"), SerialPool)
+    with pytest.raises(ValueError, match="unknown EnvPool backend"):
+        make_pool([ECHO], "ray")
+    with pytest.raises(ValueError, match="context"):
+        SubprocessPool([ECHO], context="fork")
+    with SubprocessPool([ECHO] * 2, num_workers=1, timeout_s=30) as pool:
+        with pytest.raises(ValueError, match="out of range"):
+            pool.step([2], ["a"])
+        with pytest.raises(ValueError, match="twice"):
+            pool.reset([0, 0], [1, 2])
+    pool.close()  # closing twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.step([0], ["a"])
