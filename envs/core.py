@@ -63,12 +63,14 @@ _UNICODE_TO_ASCII = str.maketrans(
     }
 )
 _INTERIOR_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_TEXT = re.compile("[^" + re.escape(TEXT_CHARSET) + "]")
 
 
 def to_text(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
     """Make engine text fit the observation space: ASCII, printable, at most ``limit`` chars."""
-    text = unicodedata.normalize("NFKD", text.translate(_UNICODE_TO_ASCII))
-    text = "".join(ch for ch in text if ch in TEXT_CHARSET)
+    if not text.isascii():  # (for ASCII text both steps change nothing; they cost per step)
+        text = unicodedata.normalize("NFKD", text.translate(_UNICODE_TO_ASCII))
+    text = _NOT_TEXT.sub("", text)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
@@ -199,6 +201,12 @@ class TextEnv(gym.Env[str, str]):
     def _is_admissible(self, command: str, admissible: Sequence[str]) -> bool:
         return command in admissible
 
+    def _refusal(self, command: str) -> str:
+        """Why ``command`` must not reach the engine even when admissibility is not checked
+        (engine meta-commands that write files, restart the game or reset its score), or
+        ``""``. Families with such commands override this."""
+        return ""
+
     # ------------------------------------------------------------------ Gymnasium API
     @property
     def num_tasks(self) -> int:
@@ -236,6 +244,8 @@ class TextEnv(gym.Env[str, str]):
             command = self._normalize_command(command, previous.admissible)
         if not reason and self._done:
             reason = "the episode is over; call reset()"
+        if not reason:
+            reason = self._refusal(command)
         if (
             not reason
             and self.check_admissible

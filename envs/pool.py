@@ -194,11 +194,14 @@ def _worker_main(conn: Connection, specs: tuple[EnvSpec, ...]) -> None:
             kind, args = request[0], request[1:]
             if kind == "close":
                 pool.close()
-                conn.send("closed")
+                with contextlib.suppress(OSError):
+                    conn.send("closed")
                 return
             results = pool.reset(*args) if kind == "reset" else pool.step(*args)
             try:
                 conn.send(results)
+            except OSError:  # the pool's process is gone
+                return
             except Exception as exc:  # noqa: BLE001  (an env put something unpicklable in info)
                 failure = f"the result could not be sent to the pool: {_failure(exc)}"
                 if kind == "reset":
@@ -226,9 +229,12 @@ class SubprocessPool:
     (until they are reset), and the rest of the batch goes on. An env that raises inside a worker
     fails only its own slot, as in :class:`SerialPool`.
 
-    Workers start with the ``spawn`` context (JVMs and threads do not survive ``fork``) and are
+    Workers start with the ``spawn`` context (JVMs and threads do not survive ``fork``), so a
+    script that makes a pool needs the ``if __name__ == "__main__":`` guard, and they are
     daemonic: env constructors must not start ``multiprocessing`` children of their own (plain
-    subprocesses are fine). Results are pickled, so ``info`` values must be plain data.
+    subprocesses are fine). Results are pickled, so ``info`` values must be plain data. Test
+    envs registered outside ``envs`` reach the workers through the ``"module:EnvId-v0"`` form
+    of the id (Gymnasium imports the module first).
 
     Args:
         specs: one spec per slot.

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -288,13 +289,6 @@ class ScienceWorldEnv(TextEnv):
     def _engine_step(self, command: str) -> EngineState:
         assert self._engine is not None and self._state is not None
         previous = self._state
-        if command in _REFUSED:
-            self._on_gold_path = False
-            reason = _REFUSED[command]
-            return dataclasses.replace(
-                previous, observation=f"Nothing happens: {reason}.", valid=False,
-                invalid_reason=reason, expert_action=None,
-            )
         expected = previous.expert_action
         self._on_gold_path = (
             self._on_gold_path and expected is not None and command.lower() == expected.lower()
@@ -323,7 +317,9 @@ class ScienceWorldEnv(TextEnv):
             if observation.startswith(_AMBIGUOUS):
                 admissible = _ambiguity_choices(observation)
             else:
-                valid = {str(a) for a in server.getValidActionObjectCombinations()}
+                # One JSON answer instead of a py4j list proxy (one round trip per element).
+                answer = json.loads(server.getValidActionObjectCombinationsJSON())
+                valid = {str(a["action"]) for a in answer["validActions"]}
                 admissible = tuple(sorted(valid - set(_REFUSED)))
         expert = None
         if self._on_gold_path and self._gold_pos < len(self._gold) and not (won or lost):
@@ -338,6 +334,9 @@ class ScienceWorldEnv(TextEnv):
             invalid_reason="the engine did not understand the command" if invalid else "",
             expert_action=expert,
         )
+
+    def _refusal(self, command: str) -> str:
+        return _REFUSED.get(command, "")
 
     def _is_admissible(self, command: str, admissible: Sequence[str]) -> bool:
         # The engine judges validity (see the module docstring); its answer marks the turn.

@@ -188,6 +188,13 @@ TEXTWORLD_SPLITS: dict[str, range] = {
     "test": range(2_000_000, 2_001_000),
 }
 
+#: Interpreter commands that write or read files (``save`` writes a ``.qzl`` file and
+#: ``script`` a transcript into the working directory) or quit or restart the game: refused
+#: even when admissibility is not checked; an episode ends through the game or ``reset()``.
+_INTERPRETER_VERBS = frozenset(
+    {"save", "restore", "script", "unscript", "noscript", "transcript", "recording", "replay",
+     "quit", "q", "restart"}
+)
 _BANNER_LINE = re.compile(r"^[^A-Za-z]*$")
 _PROMPT_LINE = re.compile(r"\n>[^\n]*\Z")
 _RESTART_LINE = re.compile(r"\n*Would you like to RESTART, RESTORE a saved game, QUIT or UNDO[^\n]*")
@@ -314,7 +321,8 @@ class TextWorldEnv(TextEnv):
             self.game_files = ()
             self.game, self.settings = game, {**TEXTWORLD_GAMES[game], **dict(params or {})}
             self._seeds = TEXTWORLD_SPLITS[split][:num_games]
-        self._infos = EnvInfos(
+        #: What ``textworld.start`` is asked for (and all this env asks for).
+        self.request_infos = EnvInfos(
             admissible_commands=True, won=True, lost=True, score=True, max_score=True,
             objective=True, policy_commands=self.expert_replans, extras=["walkthrough"],
         )
@@ -354,7 +362,7 @@ class TextWorldEnv(TextEnv):
         with _quiet_jericho():
             if path != self._path or self._env is None:
                 self._engine_close()
-                self._env = textworld.start(str(path), request_infos=self._infos)
+                self._env = textworld.start(str(path), request_infos=self.request_infos)
                 self._path = path
             state = self._env.reset()
         self._max_score = state.max_score or 0
@@ -366,6 +374,12 @@ class TextWorldEnv(TextEnv):
         else:
             task_id = f"textworld/{self.game}/{self.split}/{self._seeds[index]}"
         return state.objective or "", task_id, self._state_from(state, intro=True)
+
+    def _refusal(self, command: str) -> str:
+        verb = command.split()[0].lower()
+        if verb in _INTERPRETER_VERBS:
+            return f"'{verb}' is an interpreter command, not a game action"
+        return ""
 
     def _engine_step(self, command: str) -> EngineState:
         expected = self._state.expert_action if self._state is not None else None

@@ -4,6 +4,7 @@ file are won by the expert, the game cache is safe, and Frotz's command-line tra
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 
 import gymnasium as gym
 import pytest
@@ -41,8 +42,10 @@ def user_game(tmp_path_factory):
     box.add_property("open")
     room.add(box)
     room.add(maker.new(type="o", name="red apple"))
-    maker.set_quest_from_commands(["take red apple", "insert red apple into wooden box"])
-    return maker.compile(str(tmp_path_factory.mktemp("user") / "box_game.z8"))
+    with warnings.catch_warnings():  # jericho: "not fully supported" (expected for TextWorld)
+        warnings.simplefilter("ignore")
+        maker.set_quest_from_commands(["take red apple", "insert red apple into wooden box"])
+        return maker.compile(str(tmp_path_factory.mktemp("user") / "box_game.z8"))
 
 
 @pytest.mark.parametrize("game", sorted(TEXTWORLD_GAMES))
@@ -112,6 +115,23 @@ def test_newlines_and_backslashes_never_reach_frotz(user_game):
         assert env.step("take red apple")[:3] == control.step("take red apple")[:3]
     finally:
         env.close(), control.close()
+
+
+def test_interpreter_commands_never_reach_frotz(user_game, tmp_path, monkeypatch):
+    """Frotz's 'save' and 'script' write files into the working directory and 'quit' and
+    'restart' open a yes/no dialog: refused even with admissibility checks off."""
+    monkeypatch.chdir(tmp_path)
+    env = _make(game_file=user_game, check_admissible=False)
+    try:
+        env.reset(seed=0)
+        for action in ["save", "script", "SCRIPT on", "restore", "quit", "q", "restart", "recording on"]:
+            obs, reward, terminated, _, info = env.step(action)
+            assert info["action_is_valid"] is False and "interpreter" in info["invalid_reason"], action
+        assert list(tmp_path.iterdir()) == []
+        info, *_ = _play_expert(env, seed=0)
+        assert info["won"]
+    finally:
+        env.close()
 
 
 def test_game_cache_writes_once_and_leaves_no_temporary_files(tmp_path):
