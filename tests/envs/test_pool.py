@@ -41,7 +41,9 @@ class EchoEnv(gym.Env[str, str]):
 # Workers import this module through the "module:id" form of the id, which registers it there.
 gym.register("PoolTestEcho-v0", entry_point=EchoEnv)
 ECHO = EnvSpec(f"{__name__}:PoolTestEcho-v0", {"disable_env_checker": True})
-TWX = EnvSpec("agentropy/TWX-v0", {"game": "coin"})
+TWX = EnvSpec("agentropy/TWX-v0", {"game": "coin"})  # a JVM per env
+# No engine process, quick to make (the contract tests generate and cache these games).
+TEXTWORLD = EnvSpec("agentropy/TextWorld-v0", {"game": "coin", "num_games": 4})
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def _script(pool):
 
 
 def test_subprocess_pool_matches_serial_pool(no_leftovers):
-    specs = [TWX] * 4
+    specs = [TEXTWORLD] * 4
     with SerialPool(specs) as serial:
         expected = _script(serial)
     with make_pool(specs, "subprocess", num_workers=2, timeout_s=120) as pool:
@@ -128,8 +130,9 @@ def test_env_errors_fail_only_their_slot_in_both_backends(no_leftovers):
 
 
 def test_hung_worker_is_killed_and_replaced(no_leftovers):
-    with SubprocessPool([ECHO] * 4, num_workers=2, timeout_s=3) as pool:
-        pool.reset([0, 1, 2, 3], [0, 1, 2, 3])
+    with SubprocessPool([ECHO] * 4, num_workers=2, timeout_s=120) as pool:
+        pool.reset([0, 1, 2, 3], [0, 1, 2, 3])  # (workers start within this call's timeout)
+        pool.timeout_s = 3
         old = pool.worker_pids()
         start = time.monotonic()
         results = pool.step([0, 1, 2, 3], ["sleep 60", "b", "c", "d"])
@@ -151,24 +154,26 @@ def test_hung_worker_is_killed_and_replaced(no_leftovers):
 def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
     """kill -9 a worker while it is inside a step call: its slots in the batch fail, its JVMs go
     with it (the process group), the other worker's slots are correct, and the pool goes on."""
-    specs = [ECHO, TWX, TWX, TWX]  # worker 0: slots 0 (echo) and 2 (a JVM); worker 1: slots 1, 3
+    specs = [ECHO, TWX, TWX, ECHO]  # worker 0: slots 0 (echo) and 2 (a JVM); worker 1: 1, 3
     with SerialPool(specs) as serial:
         serial.reset([1, 3], [1, 3])
-        expected = serial.step([1, 3], ["look around", "look around"])
+        serial.step([3], ["a"])
+        expected = serial.step([1, 3], ["look around", "b"])
     with SubprocessPool(specs, num_workers=2, timeout_s=120) as pool:
         pool.reset([0, 1, 2, 3], [0, 1, 2, 3])
+        pool.step([3], ["a"])
         victim = pool.worker_pids()[0]
         assert len(_java_children(victim)) == 1
         killer = threading.Timer(1.0, os.kill, (victim, signal.SIGKILL))
         killer.start()
-        results = pool.step([0, 1, 2, 3], ["sleep 20", "look around", "look", "look around"])
+        results = pool.step([0, 1, 2, 3], ["sleep 20", "look around", "look", "b"])
         killer.join()
         assert results[0].failure == results[2].failure
         assert results[0].failure.startswith(f"worker 0 (pid {victim}) died with exit code -9")
         assert [results[1], results[3]] == expected
         assert _group(victim) == []  # the JVM of slot 2 is gone too
         assert [r.failure for r in pool.reset([0, 2], [0, 2])] == ["", ""]
-        assert all(not r.failure for r in pool.step([0, 1, 2, 3], ["x", "look around", "look", "look"]))
+        assert all(not r.failure for r in pool.step([0, 1, 2, 3], ["x", "look around", "look", "y"]))
 
 
 @pytest.mark.parametrize(

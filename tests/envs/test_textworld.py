@@ -149,8 +149,8 @@ def test_game_cache_writes_once_and_leaves_no_temporary_files(tmp_path):
 
 def test_same_seed_same_game_when_generated_twice(tmp_path):
     """Generation is seeded: two caches generate games that play identically."""
-    a = _make(game="coin", cache_dir=tmp_path / "a")
-    b = _make(game="coin", cache_dir=tmp_path / "b")
+    a = _make(game="treasure", cache_dir=tmp_path / "a")
+    b = _make(game="treasure", cache_dir=tmp_path / "b")
     try:
         assert _play_expert(a, seed=7) == _play_expert(b, seed=7)
     finally:
