@@ -212,6 +212,26 @@ def _worker_main(conn: Connection, specs: tuple[EnvSpec, ...]) -> None:
         pool.close()
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` has a member that is not a zombie (orphaned engine
+    processes become zombies of init until it reaps them)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not os.path.isdir("/proc"):
+        return True
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
@@ -297,6 +317,10 @@ class SubprocessPool:
             worker.process.kill()
         worker.process.join(timeout=10)
         worker.conn.close()
+        if pid is not None:  # SIGKILL is not instant: wait until the group has died out
+            deadline = time.monotonic() + 10
+            while _group_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
         return worker.process.exitcode
 
     def _replace(self, index: int, reason: str) -> None:
