@@ -6,11 +6,13 @@ only ``step`` calls are timed. The printed ratios are
 what matters (absolute numbers move with the machine's load). The two sides take turns episode by
 episode.
 
-* TWX: ``agentropy/TWX-v0`` vs ``TextWorldExpressEnv`` (target >= 0.9x).
+* TWX: ``agentropy/TWX-v0`` vs ``TextWorldExpressEnv`` (target >= 0.9x); the reference drives
+  the engine object inside our env, so both sides share one JVM and its JIT state.
 * TextWorld: ``agentropy/TextWorld-v0`` vs ``textworld.start`` with the env's ``EnvInfos``
   (target >= 0.9x).
 * ScienceWorld: ``agentropy/ScienceWorld-v0`` vs the engine's server calls (step, score,
-  completion; plus the valid actions in the admissible-commands mode) (target >= 0.9x), and vs
+  completion; plus the valid actions in the admissible-commands mode) on our env's own JVM
+  (target >= 0.9x), and vs
   the package's own ``ScienceWorldEnv.step()`` (target >= 2x).
 * EnvPool: the subprocess backend against the serial one on the same slots and actions
   (target >= 1.6x with 2 workers), and the resident memory of a ScienceWorld worker (its Python
@@ -151,14 +153,11 @@ class OurEnv:
 
 # ------------------------------------------------------------------------------ TWX
 class TWXDirect:
-    """TextWorldExpress's own env, asked for what TWXEnv asks for (gold path at reset)."""
+    """TextWorldExpress's own env, asked for what TWXEnv asks for (gold path at reset). It is
+    the very engine object inside our env, so both sides run on one JVM (same JIT state)."""
 
-    def __init__(self, game: str, params: str, seeds: Sequence[int]) -> None:
-        from textworld_express import TextWorldExpressEnv
-
-        self.env = TextWorldExpressEnv(envStepLimit=BIG)
-        self.env.load(game, params)
-        self.seeds = seeds
+    def __init__(self, engine: Any, seeds: Sequence[int]) -> None:
+        self.env, self.seeds = engine, seeds
 
     def reset(self, episode: Episode) -> None:
         self.env.reset(seed=self.seeds[episode.task], gameFold="train", generateGoldPath=True)
@@ -168,14 +167,14 @@ class TWXDirect:
         self.env.step(action)
 
     def close(self) -> None:
-        self.env.close()
+        pass  # our env owns the engine
 
 
 def bench_twx(args: argparse.Namespace) -> list[Row]:
     ours = OurEnv("agentropy/TWX-v0", {"game": "coin"})
     episodes = record(ours.env, range(args.episodes), 40, "random")
     unwrapped = ours.env.unwrapped
-    direct = TWXDirect(unwrapped.game, unwrapped.params, unwrapped._seeds)
+    direct = TWXDirect(unwrapped._engine, unwrapped._seeds)
     try:
         # TWX steps take about a millisecond: more rounds for a steadier number.
         return [compare("TWX coin", ours, direct, episodes, 5 * args.rounds, ">= 0.9x",
@@ -227,12 +226,12 @@ def bench_textworld(args: argparse.Namespace) -> list[Row]:
 
 # ------------------------------------------------------------------------------ ScienceWorld
 class ScienceDirect:
-    """The ScienceWorld engine's server object, asked for what our env asks for."""
+    """The ScienceWorld engine's server object, asked for what our env asks for. It is the
+    engine inside our env, so both sides run on one JVM (same JIT state)."""
 
-    def __init__(self, tasks: Sequence[tuple[str, int]], valid_actions: bool) -> None:
-        from envs.science import _Engine
-
-        self.engine, self.tasks, self.valid_actions = _Engine(512), tasks, valid_actions
+    def __init__(self, env: gym.Env, valid_actions: bool) -> None:
+        unwrapped = env.unwrapped
+        self.engine, self.tasks, self.valid_actions = unwrapped._engine, unwrapped.task_list, valid_actions
 
     def reset(self, episode: Episode) -> None:
         task, variation = self.tasks[episode.task]
@@ -248,7 +247,7 @@ class ScienceDirect:
             json.loads(server.getValidActionObjectCombinationsJSON())["validActions"]
 
     def close(self) -> None:
-        self.engine.close()
+        pass  # our env owns the engine
 
 
 class SciencePackage:
@@ -294,14 +293,12 @@ def _truncate(episodes: Sequence[Episode], steps: int) -> list[Episode]:
 
 def bench_science(args: argparse.Namespace) -> list[Row]:
     kwargs, episodes, task_list = _science_episodes(args.science_tasks)
+    short = _truncate(episodes, args.admissible_steps)
     rows = []
     ours = OurEnv("agentropy/ScienceWorld-v0", kwargs)
-    direct = ScienceDirect(task_list, valid_actions=False)
     try:
-        rows.append(compare("ScienceWorld", ours, direct, episodes, args.rounds, ">= 0.9x",
-                            "engine calls"))
-        direct.close()
-        short = _truncate(episodes, args.admissible_steps)
+        rows.append(compare("ScienceWorld", ours, ScienceDirect(ours.env, valid_actions=False),
+                            episodes, args.rounds, ">= 0.9x", "engine calls"))
         package = SciencePackage(task_list)
         try:
             rows.append(compare("ScienceWorld", ours, package, short, 2, ">= 2x",
@@ -309,15 +306,14 @@ def bench_science(args: argparse.Namespace) -> list[Row]:
         finally:
             package.close()
     finally:
-        ours.close(), direct.close()
+        ours.close()
     ours = OurEnv("agentropy/ScienceWorld-v0", {**kwargs, "admissible_commands": True})
-    direct = ScienceDirect(task_list, valid_actions=True)
     try:
-        rows.append(compare("ScienceWorld admissible", ours, direct,
-                            _truncate(episodes, args.admissible_steps), 2, ">= 0.9x",
+        rows.append(compare("ScienceWorld admissible", ours,
+                            ScienceDirect(ours.env, valid_actions=True), short, 2, ">= 0.9x",
                             "engine calls + valid actions", warmup=1))
     finally:
-        ours.close(), direct.close()
+        ours.close()
     return rows
 
 

@@ -63,14 +63,16 @@ _UNICODE_TO_ASCII = str.maketrans(
     }
 )
 _INTERIOR_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NOT_TEXT = re.compile("[^" + re.escape(TEXT_CHARSET) + "]")
+_NOT_TEXT_BYTES = bytes(sorted(set(range(128)) - set(TEXT_CHARSET.encode("ascii"))))
 
 
 def to_text(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
     """Make engine text fit the observation space: ASCII, printable, at most ``limit`` chars."""
-    if not text.isascii():  # (for ASCII text both steps change nothing; they cost per step)
+    if not text.isascii():  # (for ASCII text these steps change nothing; they cost per step)
         text = unicodedata.normalize("NFKD", text.translate(_UNICODE_TO_ASCII))
-    text = _NOT_TEXT.sub("", text)
+        text = text.encode("ascii", "ignore").decode("ascii")
+    # Bytes.translate drops the other characters about 10x faster than a regex.
+    text = text.encode("ascii").translate(None, _NOT_TEXT_BYTES).decode("ascii")
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text

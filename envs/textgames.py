@@ -132,18 +132,19 @@ class TWXEnv(TextEnv):
         return self._state_from(obs, infos)
 
     def _state_from(self, obs: str, infos: Mapping[str, Any]) -> EngineState:
-        valid = infos["validActions"]
-        while self._gold_pos < len(self._gold) and self._gold[self._gold_pos] not in valid:
-            self._gold_pos += 1
+        valid = tuple(infos["validActions"])
         expert = None
-        if self._on_gold_path and self._gold_pos < len(self._gold):
-            expert = self._gold[self._gold_pos]
+        if self._on_gold_path:  # (off the path the expert is gone: no need to skip ahead)
+            while self._gold_pos < len(self._gold) and self._gold[self._gold_pos] not in valid:
+                self._gold_pos += 1
+            if self._gold_pos < len(self._gold):
+                expert = self._gold[self._gold_pos]
         return EngineState(
             observation=obs,
             score=min(max(float(infos["score"]), 0.0), 1.0),
             won=bool(infos["tasksuccess"]),
             lost=bool(infos["taskfailure"]),
-            admissible=tuple(infos["validActions"]),
+            admissible=valid,
             expert_action=expert,
             extra={"game": self.game},
         )
