@@ -39,6 +39,7 @@ import platform
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,12 +209,20 @@ class TextWorldDirect:
             self.env = None
 
 
-def bench_textworld(args: argparse.Namespace) -> list[Row]:
-    import warnings
+@functools.cache
+def _textworld_episodes(game: str, n: int) -> tuple[dict[str, Any], tuple[Episode, ...]]:
+    """Random walks (40 commands at most) on the first ``n`` generated games."""
+    kwargs = {"game": game, "num_games": n}
+    env = gym.make("agentropy/TextWorld-v0", max_episode_steps=BIG, **kwargs)
+    try:
+        return kwargs, tuple(record(env, range(n), 40, "random"))
+    finally:
+        env.close()
 
-    warnings.filterwarnings("ignore", message=r"Game '.*' is not fully supported")
-    ours = OurEnv("agentropy/TextWorld-v0", {"game": args.textworld_game, "num_games": args.episodes})
-    episodes = record(ours.env, range(args.episodes), 40, "random")
+
+def bench_textworld(args: argparse.Namespace) -> list[Row]:
+    kwargs, episodes = _textworld_episodes(args.textworld_game, args.episodes)
+    ours = OurEnv("agentropy/TextWorld-v0", kwargs)
     unwrapped = ours.env.unwrapped
     direct = TextWorldDirect([unwrapped.game_path(i) for i in range(args.episodes)],
                              unwrapped.request_infos)
@@ -356,18 +365,27 @@ def _children(pid: int) -> list[int]:
 
 def pool_rows(name: str, spec: EnvSpec, episodes: Sequence[Episode], args: argparse.Namespace,
               memory_target_mb: float | None = None) -> list[Row]:
+    """Serial against subprocess on the same slots and episodes: both pools are open at once,
+    play one untimed round (engines start, JVMs compile the hot code), then take turns."""
     specs = [spec] * args.pool_slots
-    with SerialPool(specs) as serial:
-        _pool_seconds(serial, args.pool_slots, episodes[:1])  # start the engines: not timed
-        s_steps, s_seconds = _pool_seconds(serial, args.pool_slots, episodes)
-    with SubprocessPool(specs, num_workers=args.pool_workers, timeout_s=600) as pool:
-        _pool_seconds(pool, args.pool_slots, episodes[:1])
-        p_steps, p_seconds = _pool_seconds(pool, args.pool_slots, episodes)
+    totals = {"serial": [0, 0.0], "subprocess": [0, 0.0]}
+    with SerialPool(specs) as serial, SubprocessPool(
+        specs, num_workers=args.pool_workers, timeout_s=600
+    ) as pool:
+        pools = [("serial", serial), ("subprocess", pool)]
+        for _, each in pools:
+            _pool_seconds(each, args.pool_slots, episodes)
+        for r in range(args.rounds):
+            for key, each in pools if r % 2 == 0 else pools[::-1]:
+                steps, seconds = _pool_seconds(each, args.pool_slots, episodes)
+                totals[key][0] += steps
+                totals[key][1] += seconds
         memory = []
         for pid in pool.worker_pids():
             memory.append(_rss_mb(pid) + sum(_rss_mb(c) for c in _children(pid)))
+    rate = {k: n / s for k, (n, s) in totals.items()}
     rows = [Row(f"EnvPool {name}: subprocess ({args.pool_workers} workers) vs serial, "
-                f"{args.pool_slots} slots", p_steps / p_seconds, s_steps / s_seconds, "steps/s",
+                f"{args.pool_slots} slots", rate["subprocess"], rate["serial"], "steps/s",
                 ">= 1.6x")]
     if memory_target_mb is not None:
         per_worker = args.pool_slots / args.pool_workers
@@ -383,6 +401,11 @@ def pool_science(args: argparse.Namespace) -> list[Row]:
                      memory_target_mb=600)
 
 
+def pool_textworld(args: argparse.Namespace) -> list[Row]:
+    kwargs, episodes = _textworld_episodes(args.textworld_game, args.episodes)
+    return pool_rows("TextWorld", EnvSpec("agentropy/TextWorld-v0", kwargs), episodes, args)
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "twx": bench_twx,
     "textworld": bench_textworld,
@@ -390,6 +413,7 @@ FAMILIES: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
 }
 POOLS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "science": pool_science,
+    "textworld": pool_textworld,
 }
 
 
@@ -421,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pool-workers", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"Game '.*' is not fully supported")  # jericho
     logging.getLogger("py4j").setLevel(logging.ERROR)
 
     start = time.time()
