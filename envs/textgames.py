@@ -125,11 +125,15 @@ class TWXEnv(TextEnv):
         return infos["taskDescription"], task_id, self._state_from(obs, infos)
 
     def _engine_step(self, command: str) -> EngineState:
+        import orjson  # textworld-express's own JSON parser (one of its dependencies)
+
         expected = self._state.expert_action if self._state is not None else None
-        obs, _, _, infos = self._engine.step(command)
+        # The engine's server call: the package's step() adds two more round trips to the JVM
+        # (the task text, which we keep from reset, and bookkeeping) and a per-step history.
+        infos = orjson.loads(self._engine.server.stepJSON(command))
         self._on_gold_path = self._on_gold_path and command == expected
         self._gold_pos += 1
-        return self._state_from(obs, infos)
+        return self._state_from(infos["observation"], infos)
 
     def _state_from(self, obs: str, infos: Mapping[str, Any]) -> EngineState:
         valid = tuple(infos["validActions"])
