@@ -22,7 +22,8 @@ package's own train / dev / test variations of every selected task name, in orde
 ``science/<task name>/<split>/<variation>``. The score (0..100 in the package) is normalised to
 0..1; the per-step reward is the difference of the normalised score. A negative engine score
 means the task failed (e.g. focusing on the wrong object): that is ``lost``, the normalised
-score is then 0, and the episode terminates. ``won`` is the engine's completion flag.
+score is then 0, and the episode terminates. ``won`` is the engine's completion flag (the gold
+paths reach it with the full score).
 
 The engine's ambiguity dialog is kept: an ambiguous command (``open door`` with several doors)
 answers with a numbered list and the next command must be one of the numbers (the gold paths
@@ -39,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,8 +49,6 @@ from envs.cache import default_cache_dir, read_json, write_json_atomic
 from envs.core import EngineState, TextEnv
 
 __all__ = ["SCIENCE_TASKS", "SIMPLIFICATIONS", "ScienceWorldEnv"]
-
-log = logging.getLogger(__name__)
 
 
 def _task_names() -> tuple[str, ...]:
