@@ -40,11 +40,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.progress import (
+    Task as ProgressTask,
+)
+from rich.text import Text
 
 from agentropy.episodes import EpisodeLog, EpisodeRecord
 from agents.agent import Agent
@@ -101,6 +106,18 @@ class _Jsonl:
 
     def close(self) -> None:
         self._file.close()
+
+
+class _InfoColumn(ProgressColumn):
+    """The task's ``info`` field, or the collector's success rate and tokens/s."""
+
+    def render(self, task: ProgressTask) -> Text:
+        fields = task.fields
+        if "info" in fields:
+            return Text(str(fields["info"]))
+        if "success" in fields:
+            return Text(f"success {fields['success']:.2f}  {fields.get('tps', 0.0):.0f} tok/s")
+        return Text("")
 
 
 def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, float]:
@@ -175,7 +192,7 @@ class Trainer:
         self._episode_ids: dict[int, list[str]] = {}  # learner step -> episode ids of its batch
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            _InfoColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
             disable=not cfg.progress,
         )
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from agentropy.episodes import read_episodes
 
 AGENTROPY = [sys.executable, "-m", "agentropy.cli"]  # the console script's code
@@ -49,12 +47,3 @@ def test_train_rejects_a_typo_at_start_up(tmp_path):
     out = _run("train", "agent.temprature=0.5", f"hydra.run.dir={tmp_path}")
     assert out.returncode != 0
     assert "temprature" in out.stderr
-
-
-@pytest.mark.slow
-def test_quickstart_stub_builds_and_plays(tmp_path):
-    out = _run("train", "experiment=quickstart", f"hydra.run.dir={tmp_path}")
-    assert out.returncode == 0, out.stderr
-    assert (tmp_path / "model" / "model.safetensors").exists()
-    assert (tmp_path / ".hydra" / "config.yaml").exists()
-    assert len(read_episodes(tmp_path / "episodes.jsonl")) == 4

@@ -1,0 +1,122 @@
+"""agentropy train end to end on the tiny model: every algorithm, the run folder, kill -9 + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agentropy.episodes import read_episodes
+from algorithms.checkpoint import latest_checkpoint
+from algorithms.metrics import read_metrics
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ALGORITHMS = sorted(p.stem for p in (CONFIGS / "algorithm").glob("*.yaml"))
+
+#: A run small enough for CI: a few SFT steps, two RL iterations of 2 tasks x 4 episodes.
+SMALL = [
+    "env.max_turns=4", "sft.episodes=12", "sft.steps=3", "sft.batch_size=8",
+    "iterations=2", "tasks_per_iteration=2", "group_size=4", "eval.episodes=3", "eval.every=1",
+    "agent.max_new_tokens=12", "algorithm.mini_batch_size=16", "algorithm.micro_batch_size=8",
+    "algorithm.lr=1e-3", "progress=false",
+]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.getcwd()}
+
+
+def _train(run: Path, *overrides: str, **popen) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "agentropy.cli", "train", *SMALL, *overrides, f"hydra.run.dir={run}"]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **popen)
+
+
+def _check_run_folder(run: Path, iterations: int) -> None:
+    for name in (".hydra/config.yaml", "model/model.safetensors", "episodes.jsonl", "metrics.jsonl",
+                 "replay.jsonl", "summary.json", "plots/success.png", "plots/entropy.png"):
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = read_metrics(run)
+    assert [r["iteration"] for r in metrics] == list(range(iterations + 1))
+    for row in metrics[1:]:
+        for key in ("train/success", "train/invalid_rate", "actor/entropy", "time/rollout_s",
+                    "time/update_s", "eval/dev/success", "eval/dev/success_greedy"):
+            assert key in row, key
+        assert row["actor/loss_policy"] is not None  # finite
+    records = read_episodes(run / "episodes.jsonl")
+    phases = {r.phase for r in records}
+    assert phases == {"sft", "train", "eval"}
+    train = [r for r in records if r.phase == "train"]
+    assert len(train) == iterations * 2 * 4
+    assert any(t.advantage is not None for r in train for t in r.turns)
+    assert len({r.episode_id for r in records}) == len(records)
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None and ckpt.name == f"iter_{iterations:06d}"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["splits"]["dev"]["end"]["iteration"] == iterations
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_two_rl_iterations_of_every_algorithm(tmp_path, algorithm):
+    run = tmp_path / "run"
+    proc = _train(run, f"algorithm={algorithm}")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    assert "held-out results" in out
+    _check_run_folder(run, iterations=2)
+    if algorithm == "spear":
+        lines = (run / "replay.jsonl").read_text().splitlines()
+        assert [json.loads(line)["iteration"] for line in lines] == [1, 2]
+
+
+def test_method_over_another_base(tmp_path):
+    """algorithm=epo algorithm.base=gigpo runs (one iteration is enough to see it compose)."""
+    run = tmp_path / "run"
+    proc = _train(run, "algorithm=epo", "algorithm.base=gigpo", "iterations=1", "eval.episodes=1")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    saved = (run / ".hydra" / "config.yaml").read_text()
+    assert "advantage: gigpo" in saved and "name: epo" in saved
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume(tmp_path):
+    """Kill the trainer at some moment after its first checkpoint, resume, and check that the
+    iterations continue and the logs hold no duplicate or truncated record."""
+    run = tmp_path / "run"
+    overrides = ("iterations=4", "checkpoint_every=1")
+    proc = _train(run, *overrides, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while latest_checkpoint(run) is None or latest_checkpoint(run).name < "iter_000001":
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.5)  # somewhere inside iteration 2
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    before = latest_checkpoint(run).name
+
+    # A different config is refused before anything runs.
+    bad = _train(run, *overrides, "seed=1", f"resume={run}")
+    out, _ = bad.communicate(timeout=300)
+    assert bad.returncode == 2 and "differs" in out, out[-2000:]
+
+    resumed = _train(run, *overrides, f"resume={run}")
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"from {before}" in out
+    _check_run_folder(run, iterations=4)
+    # Exactly one set of train episodes per iteration, and one SFT set.
+    records = read_episodes(run / "episodes.jsonl")
+    per_iteration = {}
+    for r in records:
+        per_iteration.setdefault((r.phase, r.iteration), []).append(r)
+    assert sorted(k for k in per_iteration if k[0] == "train") == [("train", i) for i in range(1, 5)]
+    assert all(len(v) == 8 for k, v in per_iteration.items() if k[0] == "train")
+    assert len(per_iteration[("sft", 0)]) == 12
