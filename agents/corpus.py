@@ -35,6 +35,12 @@ CORPUS_SOURCES: tuple[tuple[str, Mapping[str, Any], int], ...] = (
     ("agentropy/TWX-v0", {"game": "sorting"}, 60),
     ("agentropy/TWX-v0", {"game": "simonsays"}, 60),
     ("agentropy/TWX-v0", {"game": "peckingorder"}, 60),
+    ("agentropy/TextWorld-v0", {"game": "cooking"}, 12),
+    ("agentropy/TextWorld-v0", {"game": "coin"}, 12),
+    ("agentropy/TextWorld-v0", {"game": "treasure"}, 12),
+    ("agentropy/ALFWorld-v0", {}, 60),
+    ("agentropy/ScienceWorld-v0", {"admissible_commands": True, "variations_per_task": 1}, 30),
+    ("agentropy/WebShop-v0", {}, 150),
 )
 
 #: Text of the agent's output format, so the tags become single tokens.
