@@ -121,10 +121,13 @@ class _InfoColumn(ProgressColumn):
 
 
 def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, float]:
-    """Success, score, length, invalid-action rate and failures of a set of episodes."""
+    """Success, score, length, invalid-action rate, sampling entropy and failures of episodes."""
     done = [t for t in trajs if not t.failure]
     n, turns = max(len(done), 1), max(sum(t.length for t in done), 1)
+    entropies = [turn.mean_entropy for t in done for turn in t.turns if turn.mean_entropy is not None]
     return {
+        # the sampling policy's mean token entropy: known even when the learner drops every row
+        f"{prefix}/entropy": sum(entropies) / len(entropies) if entropies else math.nan,
         f"{prefix}/success": sum(t.won for t in done) / n,
         f"{prefix}/score": sum(t.score for t in done) / n,
         f"{prefix}/length": sum(t.length for t in done) / n,
