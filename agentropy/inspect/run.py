@@ -327,11 +327,11 @@ _CACHE_MIN_BYTES = 1 << 20  # index at least this much of a file before caching 
 
 
 def cache_dir() -> Path:
-    """Where run indexes are cached: ``$AGENTROPY_CACHE_DIR``, else the user's cache folder."""
-    if os.environ.get("AGENTROPY_CACHE_DIR"):
-        return Path(os.environ["AGENTROPY_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "agentropy" / "index"
+    """Where run indexes are cached: ``$AGENTROPY_CACHE/index``, else
+    ``~/.cache/agentropy/index`` (the same root as the environments' caches)."""
+    from envs.cache import default_cache_dir
+
+    return default_cache_dir("index")
 
 
 def _read_span(f: Any, start: int, size: int) -> bytes:

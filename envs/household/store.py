@@ -21,10 +21,10 @@ none occurred over the games the tests and the benchmark generate).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from envs.cache import default_cache_dir as family_cache_dir
 from envs.household.generator import (
     GENERATOR_VERSION,
     GameFiles,
@@ -45,13 +45,8 @@ MAX_ATTEMPTS = 3
 
 
 def default_cache_dir() -> Path:
-    """``$AGENTROPY_CACHE/household``, else ``$XDG_CACHE_HOME/agentropy/household`` (by default
-    ``~/.cache/agentropy/household``)."""
-    root = os.environ.get("AGENTROPY_CACHE")
-    if root:
-        return Path(root) / "household"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "agentropy" / "household"
+    """``$AGENTROPY_CACHE/household``, else ``~/.cache/agentropy/household``."""
+    return family_cache_dir("household")
 
 
 @dataclass(frozen=True)

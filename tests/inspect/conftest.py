@@ -11,7 +11,7 @@ from tests.inspect.runs import write_hostile_run
 def index_cache(tmp_path_factory, monkeypatch):
     """Run indexes are cached in a folder of the test session, never in the user's home."""
     folder = tmp_path_factory.getbasetemp() / "index-cache"
-    monkeypatch.setenv("AGENTROPY_CACHE_DIR", str(folder))
+    monkeypatch.setenv("AGENTROPY_CACHE", str(folder))
     return folder
 
 

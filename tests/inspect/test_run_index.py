@@ -209,7 +209,7 @@ def test_the_index_is_cached_and_the_cache_checked(tmp_path, monkeypatch, index_
     from agentropy.inspect import run as run_module
 
     monkeypatch.setattr(run_module, "_CACHE_MIN_BYTES", 0)
-    monkeypatch.setenv("AGENTROPY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AGENTROPY_CACHE", str(tmp_path / "cache"))
     records = hostile_records()
     folder = tmp_path / "run"
     write = EpisodeLog(folder / "episodes.jsonl")
@@ -217,7 +217,7 @@ def test_the_index_is_cached_and_the_cache_checked(tmp_path, monkeypatch, index_
         write.append(r)
     write.close()
     first = RunIndex(folder)
-    assert len(list((tmp_path / "cache").glob("*.jsonl"))) == 1
+    assert len(list((tmp_path / "cache" / "index").glob("*.jsonl"))) == 1
 
     parsed = []
     real = run_module._summarize
