@@ -172,6 +172,8 @@ def _train_summary_table(summary: dict) -> None:
     for split, entry in summary["splits"].items():
         for label, name in (("start", "after SFT"), ("end", "after RL")):
             r = entry[label]
+            if r["iteration"] is None:  # not evaluated (eval.at_start=false, or iterations=0)
+                continue
             table.add_row(split, f"{name} (iter {r['iteration']})", fmt(r["success"]),
                           fmt(r["success_greedy"]), fmt(r["invalid_rate"]), fmt(r["invalid_rate_greedy"]))
     Console().print(table)

@@ -266,7 +266,8 @@ class Trainer:
                 row.update(self._sft())
         self.learner = self._make_learner()
         self._sync_weights(version=0)
-        row.update(self._evaluate(iteration=0))
+        if cfg.eval.at_start:
+            row.update(self._evaluate(iteration=0))
         self.metrics.log(0, row)
         self._checkpoint(0)
         self._plot()
@@ -455,7 +456,8 @@ class Trainer:
         """Held-out results at the start (after SFT) and at the end, per split and mode."""
         rows = [r for r in read_metrics(self.run_dir / "metrics.jsonl")
                 if any(k.startswith("eval/") for k in r)]
-        first, last = (rows[0], rows[-1]) if rows else ({}, {})
+        first = rows[0] if rows and rows[0]["iteration"] == 0 else {"iteration": None}
+        last = rows[-1] if rows and rows[-1]["iteration"] > 0 else {"iteration": None}
         out: dict[str, Any] = {"run_dir": str(self.run_dir), "iterations": self.cfg.iterations,
                                "eval_episodes": self.cfg.eval.episodes, "splits": {}}
         for split in self.cfg.env.eval_splits:

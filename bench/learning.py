@@ -96,7 +96,8 @@ def run_all(args: argparse.Namespace) -> float:
             print(f"[learning] {learner}, seed {seed}", flush=True)
             t0 = time.perf_counter()
             train(run, [*base, f"algorithm={learner}", f"seed={seed}", f"agent.model={model}",
-                        "sft.enabled=false", f"iterations={args.iterations}", "eval.every=0"],
+                        "sft.enabled=false", f"iterations={args.iterations}", "eval.every=0",
+                        "eval.at_start=false"],
                   args.out / f"{learner}_seed{seed}.log")
             print(f"[learning]   {time.perf_counter() - t0:.0f} s", flush=True)
     return time.perf_counter() - start
@@ -118,8 +119,11 @@ def report(args: argparse.Namespace, wall_s: float | None) -> str:
     rows, verdicts = [], []
     grpo_end: dict[str, float] = {}
     for learner in args.learners:
-        got = {s: _summary(args.out / f"{learner}_seed{s}") for s in args.seeds}
-        got = {s: v for s, v in got.items() if v is not None}
+        got = {}
+        for s in args.seeds:  # the start: the seed's SFT run; the end: this learner's run
+            start, end = _summary(args.out / f"sft_seed{s}"), _summary(args.out / f"{learner}_seed{s}")
+            if start is not None and end is not None:
+                got[s] = {"start": start["start"], "end": end["end"]}
         if not got:
             continue
         cells = [learner, str(len(got))]

@@ -610,6 +610,9 @@ class EvalConfig:
     """sampled evaluation's temperature (verl-agent validates at 0.4)"""
     greedy: bool = True
     """also evaluate with greedy decoding"""
+    at_start: bool = True
+    """evaluate the starting policy (after SFT) too; off when its numbers are known, e.g. many
+    runs from one SFT model (bench/learning.py)"""
     seed: int = 1000
     """reset seeds of evaluation episodes are seed + task index (verl-agent: seed + 1000)"""
     pool_size: int = 0

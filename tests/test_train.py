@@ -80,13 +80,20 @@ def test_two_rl_iterations_of_every_algorithm(tmp_path, algorithm):
 
 
 def test_method_over_another_base(tmp_path):
-    """algorithm=epo algorithm.base=gigpo runs (one iteration is enough to see it compose)."""
+    """algorithm=epo algorithm.base=gigpo runs (one iteration is enough to see it compose);
+    eval.at_start=false evaluates only the end."""
     run = tmp_path / "run"
-    proc = _train(run, "algorithm=epo", "algorithm.base=gigpo", "iterations=1", "eval.episodes=1")
+    proc = _train(run, "algorithm=epo", "algorithm.base=gigpo", "iterations=1", "eval.episodes=1",
+                  "eval.at_start=false")
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
     saved = (run / ".hydra" / "config.yaml").read_text()
     assert "advantage: gigpo" in saved and "name: epo" in saved
+    start, end = read_metrics(run)
+    assert not any(k.startswith("eval/") for k in start) and "eval/dev/success" in end
+    summary = json.loads((run / "summary.json").read_text())["splits"]["dev"]
+    assert summary["start"]["iteration"] is None and summary["end"]["iteration"] == 1
+    assert "after SFT" not in out and "after RL (iter 1)" in out
 
 
 @pytest.mark.slow
