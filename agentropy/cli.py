@@ -168,7 +168,8 @@ def _train_summary_table(summary: dict) -> None:
     table = Table(title=f"held-out results ({summary['eval_episodes']} episodes per split and mode)")
     for column in ("split", "policy", "success (sampled)", "success (greedy)",
                    "invalid/turn (sampled)", "invalid/turn (greedy)"):
-        table.add_column(column, justify="left" if column in ("split", "policy") else "right")
+        left = column in ("split", "policy")
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
     for split, entry in summary["splits"].items():
         for label, name in (("start", "after SFT"), ("end", "after RL")):
             r = entry[label]
