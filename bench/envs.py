@@ -420,6 +420,17 @@ def pool_textworld(args: argparse.Namespace) -> list[Row]:
     return pool_rows("TextWorld", EnvSpec("agentropy/TextWorld-v0", kwargs), episodes, args)
 
 
+def pool_household(args: argparse.Namespace) -> list[Row]:
+    """ALFWorld: random walks (30 admissible commands) on the first generated training games."""
+    kwargs = {"split": "train"}
+    env = gym.make("agentropy/ALFWorld-v0", max_episode_steps=BIG, **kwargs)
+    try:
+        episodes = tuple(record(env, range(args.episodes), 30, "random"))
+    finally:
+        env.close()
+    return pool_rows("ALFWorld", EnvSpec("agentropy/ALFWorld-v0", kwargs), episodes, args)
+
+
 FAMILIES: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "twx": bench_twx,
     "textworld": bench_textworld,
@@ -428,6 +439,7 @@ FAMILIES: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
 POOLS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "science": pool_science,
     "textworld": pool_textworld,
+    "household": pool_household,
 }
 
 
@@ -445,7 +457,7 @@ def _table(rows: Sequence[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--pools", nargs="*", default=list(POOLS), choices=list(POOLS))
     parser.add_argument("--no-pool", action="store_true", help="skip the EnvPool rows")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per comparison")
