@@ -29,6 +29,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from agentropy.jsonl import AppendOnlyJsonl
+
 __all__ = [
     "SCHEMA_VERSION",
     "EpisodeLog",
@@ -191,7 +193,7 @@ def package_versions(names: Sequence[str] = ()) -> dict[str, str]:
     return out
 
 
-class EpisodeLog:
+class EpisodeLog(AppendOnlyJsonl):
     """Appends :class:`EpisodeRecord` lines to a file, one flushed write per episode.
 
     Args:
@@ -202,10 +204,8 @@ class EpisodeLog:
 
     def __init__(self, path: str | Path, *, fsync: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fsync = fsync
         self._repair()
-        self._file = open(self.path, "ab")  # noqa: SIM115  (kept open for the run)
+        super().__init__(path, fsync=fsync)
 
     def _repair(self) -> None:
         """Cut a partial last line (left by a killed writer) so appends start on a new line."""
@@ -237,32 +237,10 @@ class EpisodeLog:
             f.truncate(keep)
 
     def append(self, record: EpisodeRecord) -> None:
-        line = (record.to_json() + "\n").encode()
-        self._file.write(line)
-        self._file.flush()
-        if self._fsync:
-            os.fsync(self._file.fileno())
-
-    def tell(self) -> int:
-        """Size in bytes of what has been written; a checkpoint stores it."""
-        self._file.flush()
-        return self._file.tell()
-
-    def truncate(self, size: int) -> None:
-        """Drop everything after ``size`` bytes (what a resumed run re-plays)."""
-        self._file.flush()
-        self._file.truncate(size)
-        self._file.seek(size)
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self.write_line(record.to_json())
 
     def __enter__(self) -> EpisodeLog:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def iter_episodes(path: str | Path) -> Iterator[EpisodeRecord]:

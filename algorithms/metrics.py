@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentropy.jsonl import AppendOnlyJsonl
+
 __all__ = ["MetricsLog", "plot_metrics", "read_metrics"]
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,7 @@ class MetricsLog:
         config: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab")  # noqa: SIM115  (kept open for the run)
+        self._file = AppendOnlyJsonl(self.path)
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -76,8 +77,7 @@ class MetricsLog:
         row: dict[str, Any] = {"iteration": iteration, "time": round(time.time(), 3)}
         for key, value in metrics.items():
             row[key] = _clean(value)
-        self._file.write((json.dumps(row) + "\n").encode())
-        self._file.flush()
+        self._file.write_line(json.dumps(row))
         for key, value in row.items():
             if key in ("iteration", "time") or not isinstance(value, int | float):
                 continue
@@ -91,17 +91,13 @@ class MetricsLog:
         return row
 
     def tell(self) -> int:
-        self._file.flush()
         return self._file.tell()
 
     def truncate(self, size: int) -> None:
-        self._file.flush()
         self._file.truncate(size)
-        self._file.seek(size)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self._file.close()
         if self._tb is not None:
             self._tb.close()
             self._tb = None

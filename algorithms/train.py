@@ -29,7 +29,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from rich.progress import (
 from rich.text import Text
 
 from agentropy.episodes import EpisodeLog, EpisodeRecord
+from agentropy.jsonl import AppendOnlyJsonl
 from agents.agent import Agent
 from agents.backends.base import SamplingParams
 from algorithms.checkpoint import (
@@ -84,30 +85,6 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- small pieces
-class _Jsonl:
-    """An append-only JSON-lines file with flushed lines and resume truncation."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = open(path, "ab")  # noqa: SIM115  (kept open for the run)
-
-    def append(self, obj: Mapping[str, Any]) -> None:
-        self._file.write((json.dumps(obj) + "\n").encode())
-        self._file.flush()
-
-    def tell(self) -> int:
-        self._file.flush()
-        return self._file.tell()
-
-    def truncate(self, size: int) -> None:
-        self._file.flush()
-        self._file.truncate(size)
-        self._file.seek(size)
-
-    def close(self) -> None:
-        self._file.close()
-
-
 class _InfoColumn(ProgressColumn):
     """The task's ``info`` field, or the collector's success rate and tokens/s."""
 
@@ -187,7 +164,7 @@ class Trainer:
 
         # Logs.
         self.episodes = EpisodeLog(self.run_dir / "episodes.jsonl")
-        self.replay_log = _Jsonl(self.run_dir / "replay.jsonl")
+        self.replay_log = AppendOnlyJsonl(self.run_dir / "replay.jsonl")
         self._closers += [self.episodes, self.replay_log]
         self.learner: Learner | None = None
         self.metrics: MetricsLog | None = None
@@ -395,7 +372,7 @@ class Trainer:
             rows.append({"episode_id": ids[ti] if ti < len(ids) else "", "turn": int(r["turn"]),
                          "advantage": float(r["advantage"]), "score": float(r["score"]),
                          "step": int(r["step"])})
-        self.replay_log.append({"iteration": iteration, "rows": rows})
+        self.replay_log.write_line(json.dumps({"iteration": iteration, "rows": rows}))
         # Keep the episode ids of the steps that still have rows in the buffer.
         live = {int(r["step"]) for r in rows} | {self.learner.step - 1}
         self._episode_ids = {s: v for s, v in self._episode_ids.items() if s in live}
