@@ -103,6 +103,21 @@ def _failure(exc: BaseException) -> str:
     return f"env error: {last}"
 
 
+def _reset_options(
+    slots: Sequence[int], seeds: Sequence[int | None], options: Sequence[Mapping[str, Any] | None] | None
+) -> Sequence[Mapping[str, Any] | None]:
+    """``options`` (one ``None`` per slot when not given), after checking the lengths agree."""
+    options = options if options is not None else [None] * len(slots)
+    if not len(slots) == len(seeds) == len(options):
+        raise ValueError("reset(): slots, seeds and options must have the same length")
+    return options
+
+
+def _check_step(slots: Sequence[int], actions: Sequence[str]) -> None:
+    if len(slots) != len(actions):
+        raise ValueError("step(): slots and actions must have the same length")
+
+
 class SerialPool:
     """All envs in this process, stepped one after the other.
 
@@ -137,9 +152,7 @@ class SerialPool:
         seeds: Sequence[int | None],
         options: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[ResetResult]:
-        options = options if options is not None else [None] * len(slots)
-        if not len(slots) == len(seeds) == len(options):
-            raise ValueError("reset(): slots, seeds and options must have the same length")
+        options = _reset_options(slots, seeds, options)
         out = []
         for slot, seed, opts in zip(slots, seeds, options, strict=True):
             try:
@@ -152,8 +165,7 @@ class SerialPool:
         return out
 
     def step(self, slots: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
-        if len(slots) != len(actions):
-            raise ValueError("step(): slots and actions must have the same length")
+        _check_step(slots, actions)
         out = []
         for slot, action in zip(slots, actions, strict=True):
             try:
@@ -221,6 +233,13 @@ def _group_alive(pgid: int) -> bool:
         return False
     if not os.path.isdir("/proc"):
         return True
+    return bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the living members (not zombies, not dead) of process group ``pgid``, from
+    ``/proc``."""
+    members = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -228,8 +247,8 @@ def _group_alive(pgid: int) -> bool:
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+            members.append(int(pid))
+    return members
 
 
 @dataclass
@@ -411,14 +430,11 @@ class SubprocessPool:
         seeds: Sequence[int | None],
         options: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[ResetResult]:
-        options = options if options is not None else [None] * len(slots)
-        if not len(slots) == len(seeds) == len(options):
-            raise ValueError("reset(): slots, seeds and options must have the same length")
+        options = _reset_options(slots, seeds, options)
         return self._call("reset", list(slots), [list(seeds), [dict(o or {}) for o in options]])
 
     def step(self, slots: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
-        if len(slots) != len(actions):
-            raise ValueError("step(): slots and actions must have the same length")
+        _check_step(slots, actions)
         return self._call("step", list(slots), [list(actions)])
 
     def close(self) -> None:

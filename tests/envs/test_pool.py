@@ -14,7 +14,7 @@ import pytest
 from gymnasium import spaces
 
 from envs.core import TEXT_CHARSET
-from envs.pool import EnvSpec, SerialPool, SubprocessPool, make_pool
+from envs.pool import EnvSpec, SerialPool, SubprocessPool, group_members, make_pool
 from tests.envs.test_contract import _child_processes
 
 
@@ -54,20 +54,6 @@ def no_leftovers():
     before = {line.split()[0] for line in _child_processes()}
     yield
     assert [line for line in _child_processes() if line.split()[0] not in before] == []
-
-
-def _group(pgid: int) -> list[int]:
-    """Living processes of process group ``pgid``."""
-    members = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(pid))
-    return members
 
 
 def _java_children(pid: int) -> list[int]:
@@ -143,7 +129,7 @@ def test_hung_worker_is_killed_and_replaced(no_leftovers):
         assert [(r.observation, r.failure) for r in (results[1], results[3])] == [
             ("echo b 1", ""), ("echo d 1", "")]
         new = pool.worker_pids()
-        assert new[0] != old[0] and new[1] == old[1] and _group(old[0]) == []
+        assert new[0] != old[0] and new[1] == old[1] and group_members(old[0]) == []
         # The replaced worker's slots lost their envs until they are reset.
         assert "reset the slot" in pool.step([2], ["x"])[0].failure
         assert [r.failure for r in pool.reset([0, 2], [0, 2])] == ["", ""]
@@ -171,7 +157,7 @@ def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
         assert results[0].failure == results[2].failure
         assert results[0].failure.startswith(f"worker 0 (pid {victim}) died with exit code -9")
         assert [results[1], results[3]] == expected
-        assert _group(victim) == []  # the JVM of slot 2 is gone too
+        assert group_members(victim) == []  # the JVM of slot 2 is gone too
         assert [r.failure for r in pool.reset([0, 2], [0, 2])] == ["", ""]
         assert all(not r.failure for r in pool.step([0, 1, 2, 3], ["x", "look around", "look", "y"]))
 
