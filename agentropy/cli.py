@@ -59,8 +59,8 @@ def _summary_table(title: str, rows: dict[str, dict[str, float]]) -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_make_model(args: argparse.Namespace) -> int:
-    from agents.tiny import make_model
-    from configs.schema import TinyModelConfig
+    from agentropy.agents.tiny import make_model
+    from agentropy.configs.schema import TinyModelConfig
 
     config = TinyModelConfig(
         vocab_size=args.vocab_size,
@@ -75,7 +75,7 @@ def cmd_make_model(args: argparse.Namespace) -> int:
 
 
 def cmd_make_corpus(args: argparse.Namespace) -> int:
-    from agents.corpus import build_corpus
+    from agentropy.agents.corpus import build_corpus
 
     n = build_corpus(args.out, seed=args.seed)
     print(f"{args.out}: {n} texts")
@@ -89,7 +89,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if args.split:
         kwargs["split"] = args.split
     if args.agent == "model":
-        from configs.schema import AgentConfig, ConfigError
+        from agentropy.configs.schema import AgentConfig, ConfigError
 
         if not args.model:
             print("agentropy play: --agent model needs --model PATH", file=sys.stderr)
@@ -137,7 +137,7 @@ def cmd_shop(args: argparse.Namespace) -> int:
     """Serve the web shop on 127.0.0.1 for shopping by hand, until interrupted."""
     import time
 
-    from envs.shop.web import ShopServer
+    from agentropy.envs.webshop.web import ShopServer
 
     kwargs = {"num_products": args.num_products, "catalog_seed": args.catalog_seed}
     server = ShopServer(kwargs, port=args.port)
@@ -185,8 +185,8 @@ def _check_resume(overrides: Sequence[str]) -> list[str]:
     """For ``resume=RUN``: run in that folder, and refuse a config that differs from its own."""
     from omegaconf import OmegaConf
 
-    from configs.schema import ConfigError, compose_config
-
+    from agentropy.configs.compose import compose_config
+    from agentropy.configs.schema import ConfigError
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("resume=")), "")
     if not resume:
         return list(overrides)
@@ -220,13 +220,13 @@ def cmd_train(overrides: Sequence[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from configs.schema import ConfigError, rewrite_overrides, to_typed
-
+    from agentropy.configs.compose import rewrite_overrides, to_typed
+    from agentropy.configs.schema import ConfigError
     result: dict[str, int] = {}
 
-    @hydra.main(config_path="pkg://configs", config_name="train", version_base="1.3")
+    @hydra.main(config_path="pkg://agentropy.configs", config_name="train", version_base="1.3")
     def _run(cfg: DictConfig) -> None:
-        from algorithms.train import train
+        from agentropy.algorithms.train import train
 
         typed = to_typed(cfg)
         run_dir = HydraConfig.get().runtime.output_dir
@@ -283,8 +283,8 @@ def _filter(args: argparse.Namespace):
 
 
 def _open_run(path: str):
-    from agentropy.episodes import EpisodeSchemaError
     from agentropy.inspect.run import RunIndex
+    from agentropy.records.episodes import EpisodeSchemaError
 
     try:
         return RunIndex(path)
@@ -349,8 +349,8 @@ def cmd_view(args: argparse.Namespace) -> int:
               f"{stats['bytes'] / 1e6:.1f} MB")
         return 0
 
-    from agentropy.episodes import EpisodeSchemaError
     from agentropy.inspect.server import ViewerServer
+    from agentropy.records.episodes import EpisodeSchemaError
 
     try:
         server = ViewerServer(args.run, port=args.port)
@@ -470,7 +470,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, help="env id, e.g. agentropy/TWX-v0")
     p.add_argument("--agent", default="random", choices=["random", "expert", "model"])
     p.add_argument("--model", default=None, help="--agent model: a model folder (or a hub name)")
-    # --agent model settings; unset ones keep the defaults of configs.schema.AgentConfig.
+    # --agent model settings; unset ones keep the defaults of agentropy.configs.schema.AgentConfig.
     p.add_argument("--backend", default=None, choices=["hf", "vllm"], help="generation backend (hf)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature; 0 is greedy")

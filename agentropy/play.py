@@ -18,9 +18,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import envs  # noqa: F401  (registers the ids)
-from agentropy.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
-from configs.schema import AgentConfig
+from agentropy import envs  # noqa: F401  (registers the ids)
+from agentropy.configs.schema import AgentConfig
+from agentropy.records.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
 
 __all__ = ["SCRIPTED_AGENTS", "play", "play_model", "summarize"]
 
@@ -148,9 +148,9 @@ def play_model(
     Returns:
         The episode records, in seed order.
     """
-    from agents.agent import make_agent
-    from algorithms.rollout import Task, collect, episode_record
-    from envs.pool import EnvSpec, make_pool
+    from agentropy.agents.agent import make_agent
+    from agentropy.algorithms.rollout import Task, collect, episode_record
+    from agentropy.envs.pool import EnvSpec, make_pool
 
     config = agent_config or AgentConfig()
     make_kwargs = dict(env_kwargs or {})

@@ -1,9 +1,9 @@
 """The agent: prompts, a generation backend and the parser, for a batch of episodes at once.
 
 :class:`Agent` is what the rollout collector talks to. For each active episode it renders the
-prompt (:mod:`agents.prompts`), asks the backend for all completions in one batch, parses each
-into a command (:mod:`agents.parsing`), and after the env step records the turn in the episode's
-memory. :func:`make_agent` builds one from an :class:`configs.schema.AgentConfig`.
+prompt (:mod:`agentropy.agents.prompts`), asks the backend for all completions in one batch, parses each
+into a command (:mod:`agentropy.agents.parsing`), and after the env step records the turn in the episode's
+memory. :func:`make_agent` builds one from an :class:`agentropy.configs.schema.AgentConfig`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentropy.agents.backends.base import Backend, Generation, SamplingParams, TurnContext
+from agentropy.agents.parsing import ParsedAction, parse_completion
+from agentropy.agents.prompts import EpisodeMemory, Prompt, PromptBuilder
+from agentropy.configs.schema import AgentConfig
 from transformers import PreTrainedTokenizerBase
-
-from agents.backends.base import Backend, Generation, SamplingParams, TurnContext
-from agents.parsing import ParsedAction, parse_completion
-from agents.prompts import EpisodeMemory, Prompt, PromptBuilder
-from configs.schema import AgentConfig
 
 __all__ = ["Agent", "AgentStep", "make_agent", "make_backend"]
 
@@ -115,22 +114,22 @@ def make_backend(config: AgentConfig, model_path: str | Path) -> tuple[Backend, 
     Args:
         config: ``backend``, ``dtype``, ``generation_batch_size``, ``scripted_policy``,
             ``vllm`` and the prompt/generation lengths (for vLLM's context length).
-        model_path: a model folder (``agents.tiny.make_model`` or ``save_pretrained``) or a hub name.
+        model_path: a model folder (``agentropy.agents.tiny.make_model`` or ``save_pretrained``)
+            or a hub name.
     """
     if config.backend == "vllm":
-        from agents.backends.vllm import VLLMBackend
+        from agentropy.agents.backends.vllm import VLLMBackend
 
         backend = VLLMBackend.from_config(config, model_path)
         return backend, backend.tokenizer
     if config.backend == "scripted":
+        from agentropy.agents.backends.scripted import ScriptedBackend
         from transformers import AutoTokenizer
-
-        from agents.backends.scripted import ScriptedBackend
 
         tokenizer = AutoTokenizer.from_pretrained(str(model_path))
         return ScriptedBackend(tokenizer, policy=config.scripted_policy), tokenizer
-    from agents.backends.hf import HFBackend
-    from agents.tiny import load_pretrained
+    from agentropy.agents.backends.hf import HFBackend
+    from agentropy.agents.tiny import load_pretrained
 
     model, tokenizer = load_pretrained(model_path, dtype=config.dtype)
     return HFBackend(model, tokenizer, batch_size=config.generation_batch_size), tokenizer

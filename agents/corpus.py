@@ -72,7 +72,7 @@ def environment_texts(
     """
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the ids)
+    from agentropy import envs  # noqa: F401  (registers the ids)
 
     rng = np.random.default_rng(seed)
     for env_id, kwargs, episodes in sources:

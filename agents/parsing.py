@@ -20,7 +20,7 @@ This verdict is about the format only. The env judges the command (``info["actio
 the rollout collector marks a turn invalid when either says so and records both reasons.
 
 Example:
-    >>> from configs.schema import AgentConfig
+    >>> from agentropy.configs.schema import AgentConfig
     >>> parse_completion("<think>coin here</think><action>take coin</action>", AgentConfig())
     ParsedAction(action='take coin', valid=True, reason='', thought='coin here')
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from configs.schema import AgentConfig
+from agentropy.configs.schema import AgentConfig
 
 __all__ = ["ParsedAction", "format_completion", "parse_completion"]
 

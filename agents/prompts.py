@@ -25,7 +25,7 @@ A prompt that does not fit even without history is kept whole (it is marked ``ov
 warning is logged once): losing part of an observation would silently change the task.
 
 The family templates are written for this project; :data:`TEMPLATES` has one per env family
-(``envs.env_class(env_id).family``) and :data:`GENERIC` covers the rest.
+(``agentropy.envs.env_class(env_id).family``) and :data:`GENERIC` covers the rest.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agentropy.configs.schema import AgentConfig
 from transformers import PreTrainedTokenizerBase
-
-from configs.schema import AgentConfig
 
 __all__ = [
     "GENERIC",
@@ -177,7 +176,7 @@ def step_user_text(
 def scaffold_texts() -> list[str]:
     """The fixed wording of the prompts (every family, both answer formats, 50 steps).
 
-    :func:`agents.tiny.make_model` adds these texts to the tokenizer's training corpus, so that
+    :func:`agentropy.agents.tiny.make_model` adds these texts to the tokenizer's training corpus, so that
     the prompt's own words ("Admissible actions:", "Step 3 observation:") are single tokens and
     prompts stay short on CPU, where prompt length decides compute (LEARNING.md).
     """

@@ -1,8 +1,8 @@
 """The small local model: a Qwen2-architecture causal LM and a byte-level BPE tokenizer.
 
 Machines without a GPU or a model hub still need a real policy to train. :func:`make_model`
-trains a byte-level BPE tokenizer on the environments' own text (:mod:`agents.corpus`) and the
-prompts' fixed wording (:func:`agents.prompts.scaffold_texts`), wraps it
+trains a byte-level BPE tokenizer on the environments' own text (:mod:`agentropy.agents.corpus`) and the
+prompts' fixed wording (:func:`agentropy.agents.prompts.scaffold_texts`), wraps it
 with a ChatML chat template (the format of Qwen2.5-Instruct, so prompts are rendered the same
 way for the tiny model and for hub models), builds a randomly initialised ``Qwen2ForCausalLM``
 with untied embeddings (vLLM's weight reload drops a tied ``lm_head``, see MODELS.md), and saves
@@ -21,6 +21,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from agentropy.agents.corpus import read_corpus
+from agentropy.agents.prompts import scaffold_texts
+from agentropy.configs.schema import TinyModelConfig
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -30,10 +33,6 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
 )
-
-from agents.corpus import read_corpus
-from agents.prompts import scaffold_texts
-from configs.schema import TinyModelConfig
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -135,7 +134,7 @@ def make_model(
     Args:
         out_dir: folder to write (created if needed).
         config: model and tokenizer sizes and the seed (the defaults when None).
-        corpus: a corpus file written by :func:`agents.corpus.write_corpus`; the one shipped
+        corpus: a corpus file written by :func:`agentropy.agents.corpus.write_corpus`; the one shipped
             with the package when None.
 
     Returns:
@@ -144,7 +143,7 @@ def make_model(
     config = config or TinyModelConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # The prompts' own wording is part of what the model reads: train on it too (agents.prompts).
+    # The prompts' own wording is part of what the model reads: train on it too (agentropy.agents.prompts).
     tokenizer = train_tokenizer([*read_corpus(corpus), *scaffold_texts()], config.vocab_size)
     model = build_model(tokenizer, config)
     tokenizer.save_pretrained(out)

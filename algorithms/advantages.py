@@ -1,7 +1,7 @@
 """Advantage estimators, one signature: ``fn(batch, cfg, inputs) -> AdvantageOutput``.
 
-Each estimator reads the :class:`~algorithms.data.TokenBatch` keys it needs, its own part of the
-:class:`~configs.schema.AlgorithmConfig`, and the :class:`AdvantageInputs` the learner prepared
+Each estimator reads the :class:`~agentropy.algorithms.data.TokenBatch` keys it needs, its own part of the
+:class:`~agentropy.configs.schema.AlgorithmConfig`, and the :class:`AdvantageInputs` the learner prepared
 (scores, step rewards, old-policy entropies and values). The learner looks the estimator up by
 ``cfg.advantage`` and never branches on its name; an estimator that needs old-policy entropies or
 values says so in its ``needs`` attribute, and the learner's old-policy pass computes them.
@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from agentropy.algorithms import functional as F
+from agentropy.algorithms.data import TokenBatch
+from agentropy.algorithms.registry import ADVANTAGES
 from torch import Tensor
 
-from algorithms import functional as F
-from algorithms.data import TokenBatch
-from algorithms.registry import ADVANTAGES
-
 if TYPE_CHECKING:
-    from configs.schema import AlgorithmConfig, GroupConfig, RewardConfig
+    from agentropy.configs.schema import AlgorithmConfig, GroupConfig, RewardConfig
 
 __all__ = [
     "AdvantageInputs",
@@ -200,7 +199,7 @@ def empg(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> Ad
     The step entropy is the mean token entropy of the row's completion under the old policy;
     g and the future-clarity bonus f are computed per step-row, step t + 1 is keyed by
     (trajectory, turn index), and the modulated advantages are made zero-mean over the batch
-    (:func:`algorithms.functional.empg_advantages`). Over GiGPO, the modulated advantage is
+    (:func:`agentropy.algorithms.functional.empg_advantages`). Over GiGPO, the modulated advantage is
     the combined A_episode + omega A_step of the row.
     """
     if inputs.old_entropy is None:

@@ -147,7 +147,7 @@ class TokenBatch:
         attention_mask: long; 1 on prompt and completion tokens, 0 on padding.
         loss_mask: bool; True on completion tokens only (what the policy sampled).
         rollout_logprobs: float32; at position t the sampling log-prob of ``input_ids[:, t]``
-            (so it lines up with :func:`algorithms.functional.token_logprobs`); 0 where
+            (so it lines up with :func:`agentropy.algorithms.functional.token_logprobs`); 0 where
             ``loss_mask`` is False.
 
     Row tensors, shape (B,):

@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from agentropy.algorithms import functional as F
+from agentropy.algorithms.data import TokenBatch
 from torch import Tensor
 
-from algorithms import functional as F
-from algorithms.data import TokenBatch
-
 if TYPE_CHECKING:
-    from configs.schema import FilterConfig
+    from agentropy.configs.schema import FilterConfig
 
 __all__ = ["completion_texts", "is_incomplete", "response_keep", "group_keep", "needs_text"]
 

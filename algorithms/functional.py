@@ -3,7 +3,8 @@
 Every function here takes explicit tensors and returns tensors; there is no hidden state and no
 device or dtype assumption (float32 and float64 both work). Shapes use N rows, T token positions,
 V vocabulary entries, S steps (one step = one turn = one row). The registries
-(:mod:`algorithms.advantages`, :mod:`algorithms.losses`), the learner and the tests call these.
+(:mod:`agentropy.algorithms.advantages`, :mod:`agentropy.algorithms.losses`), the learner and the
+tests call these.
 
 The names and signatures of the table "The functional tier" in ALGORITHMS.md are the contract;
 the other functions are the pieces the learner needs besides them (aggregation weights, GAE,
@@ -17,9 +18,8 @@ from __future__ import annotations
 import math
 
 import torch
+from agentropy.algorithms.registry import AGGREGATIONS
 from torch import Tensor
-
-from algorithms.registry import AGGREGATIONS
 
 __all__ = [
     # log-probabilities and entropy

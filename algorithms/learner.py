@@ -1,4 +1,4 @@
-"""The learner: one update step over a :class:`~algorithms.data.TokenBatch`, top to bottom.
+"""The learner: one update step over a :class:`~agentropy.algorithms.data.TokenBatch`, top to bottom.
 
 ``Learner.update(batch)`` does, in order:
 
@@ -32,18 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from agentropy.algorithms import functional as F
+from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
+from agentropy.algorithms.data import TokenBatch
+from agentropy.algorithms.filters import completion_texts, group_keep, needs_text, response_keep
+from agentropy.algorithms.losses import PolicyInputs
+from agentropy.algorithms.registry import ADVANTAGES, POLICY_LOSSES
+from agentropy.algorithms.regularizers import EntropyBonus, EntropyTerm, EPORegularizer, KLController
+from agentropy.algorithms.replay import SelfImitation
+from agentropy.algorithms.value import ValueHead
+from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 from torch import Tensor, nn
-
-from algorithms import functional as F
-from algorithms.advantages import AdvantageInputs, reward_signals
-from algorithms.data import TokenBatch
-from algorithms.filters import completion_texts, group_keep, needs_text, response_keep
-from algorithms.losses import PolicyInputs
-from algorithms.registry import ADVANTAGES, POLICY_LOSSES
-from algorithms.regularizers import EntropyBonus, EntropyTerm, EPORegularizer, KLController
-from algorithms.replay import SelfImitation
-from algorithms.value import ValueHead
-from configs.schema import AlgorithmConfig, PolicyLossConfig
 
 __all__ = ["Learner"]
 
@@ -94,7 +93,7 @@ class Learner:
         ref_model: the frozen reference for the KL term. When the KL term is on and none is
             given, the learner keeps a frozen copy of ``model`` as it is now, and saves it in its
             ``state_dict``.
-        value_model: a separate critic (:class:`algorithms.value.Critic`) for estimators that
+        value_model: a separate critic (:class:`agentropy.algorithms.value.Critic`) for estimators that
             need values (``gae``); without one, a value head on the policy's own last hidden
             state is used.
         tokenizer: decodes completions for the ``incomplete`` / ``unreadable`` filters.

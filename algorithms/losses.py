@@ -2,7 +2,7 @@
 
 A loss returns the *per-token* loss matrix and which tokens were clipped or singled out; it
 does not aggregate. The learner weights the matrix with an aggregation mode
-(:func:`algorithms.functional.aggregation_weights`), adds KL and entropy terms, and sums. So
+(:func:`agentropy.algorithms.functional.aggregation_weights`), adds KL and entropy terms, and sums. So
 "Dr.GRPO" is ``ppo_clip`` + ``seq-mean-token-sum-norm`` + ``grpo`` without std: three config
 values, not a new loss.
 
@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from agentropy.algorithms import functional as F
+from agentropy.algorithms.registry import POLICY_LOSSES
 from torch import Tensor
 
-from algorithms import functional as F
-from algorithms.registry import POLICY_LOSSES
-
 if TYPE_CHECKING:
-    from configs.schema import PolicyLossConfig
+    from agentropy.configs.schema import PolicyLossConfig
 
 __all__ = ["PolicyInputs", "LossOutput"]
 

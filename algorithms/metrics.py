@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentropy.jsonl import AppendOnlyJsonl
+from agentropy.records.jsonl import AppendOnlyJsonl
 
 __all__ = ["MetricsLog", "plot_metrics", "read_metrics"]
 

@@ -64,15 +64,15 @@ class Registry(Generic[F]):
         return name in self._fns
 
 
-#: Loss aggregation modes (:mod:`algorithms.functional`):
+#: Loss aggregation modes (:mod:`agentropy.algorithms.functional`):
 #: ``fn(mask (N, T) float, traj_ids (N,) long, norm_length: int | None) -> weights (N, T)``;
 #: the aggregated loss is ``(weights * loss).sum()``.
 AGGREGATIONS: Registry[Callable] = Registry("aggregation mode")
 
-#: Advantage estimators (:mod:`algorithms.advantages`):
+#: Advantage estimators (:mod:`agentropy.algorithms.advantages`):
 #: ``fn(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput``.
 ADVANTAGES: Registry[Callable] = Registry("advantage estimator")
 
-#: Policy losses (:mod:`algorithms.losses`):
+#: Policy losses (:mod:`agentropy.algorithms.losses`):
 #: ``fn(inputs: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput`` (per-token matrices).
 POLICY_LOSSES: Registry[Callable] = Registry("policy loss")

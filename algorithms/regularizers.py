@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agentropy.algorithms import functional as F
 from torch import Tensor
 
-from algorithms import functional as F
-
 if TYPE_CHECKING:
-    from configs.schema import EPOConfig, KLConfig
+    from agentropy.configs.schema import EPOConfig, KLConfig
 
 __all__ = ["EntropyTerm", "EntropyBonus", "EPORegularizer", "KLController"]
 
@@ -80,7 +79,7 @@ class EPORegularizer:
 
     L_EPO = L_MT - lambda [L_H - beta_k L_smooth]: per token the loss gets
     -lambda (H - beta_k alpha P(H)), with P the hinge of
-    :func:`~algorithms.functional.epo_entropy_penalty` against H_W, the cumulative mean of the
+    :func:`~agentropy.algorithms.functional.epo_entropy_penalty` against H_W, the cumulative mean of the
     batch mean token entropies of all earlier steps (not a sliding window). Both terms are
     nested averages (tokens in a turn, turns, trajectories). At the first step there is no
     history and L_smooth = 0.

@@ -14,7 +14,7 @@ Three pieces, each with ``state_dict()`` / ``load_state_dict()``:
   subsample to a power of two; empty the buffer after each replay.
 
 The replay loss itself (its own clip-cov parameters, own optimizer steps, rising curriculum)
-is the learner's (:mod:`algorithms.learner`).
+is the learner's (:mod:`agentropy.algorithms.learner`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import torch
+from agentropy.algorithms import functional as F
+from agentropy.algorithms.data import TokenBatch
 from torch import Tensor
 
-from algorithms import functional as F
-from algorithms.data import TokenBatch
-
 if TYPE_CHECKING:
-    from configs.schema import ReplayConfig
+    from agentropy.configs.schema import ReplayConfig
 
 __all__ = ["ReplayBuffer", "BaselineBuffer", "SelfImitation", "group_score_stats"]
 

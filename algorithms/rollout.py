@@ -9,7 +9,7 @@ steps those envs; an episode ends when the env terminates or truncates it (each 
 limit is its registered ``max_episode_steps``, or ``max_turns`` if given here), or when the pool
 reports a failure (the trajectory then carries ``failure`` and callers leave it out of training).
 
-A turn is invalid when its completion was malformed (:mod:`agents.parsing`) or the env refused
+A turn is invalid when its completion was malformed (:mod:`agentropy.agents.parsing`) or the env refused
 the command (``info["action_is_valid"]``); both reasons are kept, as ``"format: ..."`` and
 ``"env: ..."``. Every finished episode is appended to the run's episode log right away.
 """
@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from agentropy.agents.agent import Agent, AgentStep
+from agentropy.agents.backends.base import SamplingParams
+from agentropy.agents.prompts import EpisodeMemory
+from agentropy.algorithms.data import Trajectory, Turn
+from agentropy.envs.pool import EnvPool, EnvSpec, StepResult
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agentropy.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
-from agents.agent import Agent, AgentStep
-from agents.backends.base import SamplingParams
-from agents.prompts import EpisodeMemory
-from algorithms.data import Trajectory, Turn
-from envs.pool import EnvPool, EnvSpec, StepResult
+from agentropy.records.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
 
 __all__ = ["RolloutStats", "Task", "collect", "episode_record"]
 
@@ -102,14 +102,14 @@ class _Episode:
 
 @cache
 def _family(env_id: str) -> str:
-    from envs import env_class
+    from agentropy.envs import env_class
 
     return str(getattr(env_class(env_id), "family", "") or "generic")
 
 
 @cache
 def _versions(env_id: str) -> tuple[tuple[str, str], ...]:
-    from envs import env_class
+    from agentropy.envs import env_class
 
     return tuple(package_versions(getattr(env_class(env_id), "engine_packages", ())).items())
 

@@ -5,7 +5,7 @@ training split through the same prompt templates, so each expert turn is a ``Tur
 is exactly what the policy will see and whose completion is the expert's answer
 ``<think></think><action>CMD</action><|im_end|>`` in the policy's tokens. SFT is then the
 cross-entropy of those completion tokens given their prompts: ``collate`` gives the rows and the
-loss mask, :func:`algorithms.functional.token_logprobs` the log-likelihoods.
+loss mask, :func:`agentropy.algorithms.functional.token_logprobs` the log-likelihoods.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from agentropy.algorithms.data import Trajectory, collate
+from agentropy.algorithms.functional import token_logprobs
+from agentropy.configs.schema import SFTConfig
 from torch import nn
-
-from algorithms.data import Trajectory, collate
-from algorithms.functional import token_logprobs
-from configs.schema import SFTConfig
 
 __all__ = ["SFTResult", "sft_train"]
 

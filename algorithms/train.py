@@ -7,7 +7,7 @@ One run, in order:
    With ``resume=RUN`` the newest complete checkpoint is loaded and every log is cut back to
    what it held at that checkpoint, so nothing is lost or recorded twice.
 2. **SFT warm start** (``sft.enabled``): a scripted expert plays the training split through the
-   policy's own prompt templates; the policy imitates its completions (:mod:`algorithms.sft`).
+   policy's own prompt templates; the policy imitates its completions (:mod:`agentropy.algorithms.sft`).
 3. **Evaluate** the starting policy on the held-out splits, sampled and greedy, on fixed tasks
    (iteration 0), and checkpoint.
 4. **RL iterations** 1..N: collect ``tasks_per_iteration`` x ``group_size`` episodes ->
@@ -36,6 +36,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from agentropy.agents.agent import Agent
+from agentropy.agents.backends.base import SamplingParams
+from agentropy.algorithms.checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from agentropy.algorithms.data import Trajectory, collate
+from agentropy.algorithms.learner import Learner
+from agentropy.algorithms.metrics import MetricsLog, plot_metrics, read_metrics
+from agentropy.algorithms.rollout import RolloutStats, Task, collect
+from agentropy.algorithms.sft import sft_train
+from agentropy.configs.schema import ConfigError, TrainConfig
+from agentropy.envs.pool import EnvPool, EnvSpec, make_pool
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -51,24 +67,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from agentropy.episodes import EpisodeLog, EpisodeRecord
-from agentropy.jsonl import AppendOnlyJsonl
-from agents.agent import Agent
-from agents.backends.base import SamplingParams
-from algorithms.checkpoint import (
-    capture_rng,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-)
-from algorithms.data import Trajectory, collate
-from algorithms.learner import Learner
-from algorithms.metrics import MetricsLog, plot_metrics, read_metrics
-from algorithms.rollout import RolloutStats, Task, collect
-from algorithms.sft import sft_train
-from configs.schema import ConfigError, TrainConfig
-from envs.pool import EnvPool, EnvSpec, make_pool
+from agentropy.records.episodes import EpisodeLog, EpisodeRecord
+from agentropy.records.jsonl import AppendOnlyJsonl
 
 __all__ = ["Trainer", "train"]
 
@@ -150,7 +150,7 @@ class Trainer:
 
         # The model, its tokenizer, and the rollout backend.
         self.model_path = self._model_path()
-        from agents.tiny import load_pretrained
+        from agentropy.agents.tiny import load_pretrained
 
         self.model, self.tokenizer = load_pretrained(self.model_path, dtype=cfg.agent.dtype)
         self.model.to(self.device).eval()
@@ -182,7 +182,7 @@ class Trainer:
             return self.cfg.agent.model
         path = self.run_dir / "model"
         if not (path / "config.json").exists():
-            from agents.tiny import make_model
+            from agentropy.agents.tiny import make_model
 
             make_model(path, self.cfg.agent.tiny)
         return path
@@ -190,10 +190,10 @@ class Trainer:
     def _backend(self) -> Any:
         cfg = self.cfg.agent
         if cfg.backend == "vllm":
-            from agents.backends.vllm import VLLMBackend
+            from agentropy.agents.backends.vllm import VLLMBackend
 
             return VLLMBackend.from_config(cfg, self.model_path)
-        from agents.backends.hf import HFBackend
+        from agentropy.agents.backends.hf import HFBackend
 
         # The learner trains this very model object: no weight copy is ever needed.
         return HFBackend(self.model, self.tokenizer, batch_size=cfg.generation_batch_size)
@@ -251,7 +251,7 @@ class Trainer:
 
     def _sft(self) -> dict[str, float]:
         cfg = self.cfg
-        from agents.backends.scripted import ScriptedBackend
+        from agentropy.agents.backends.scripted import ScriptedBackend
 
         expert = Agent(ScriptedBackend(self.tokenizer, policy="expert", seed=cfg.seed),
                        self.tokenizer, cfg.agent)

@@ -9,7 +9,7 @@ Two ways to use it (ALGORITHMS.md 1):
   wrapping its own copy of the backbone, passed to the learner as ``value_model`` and trained by
   its own optimizer at ``ppo.critic_lr``.
 
-Values line up with :func:`algorithms.functional.token_logprobs`: ``values[:, t]`` is the
+Values line up with :func:`agentropy.algorithms.functional.token_logprobs`: ``values[:, t]`` is the
 value of the state that generates token t, i.e. the head applied to the hidden state at t - 1.
 """
 

@@ -49,9 +49,9 @@ from typing import Any, Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gymnasium as gym  # noqa: E402
+from agentropy.envs.pool import EnvSpec, SerialPool, SubprocessPool  # noqa: E402
 
-import envs  # noqa: E402,F401
-from envs.pool import EnvSpec, SerialPool, SubprocessPool  # noqa: E402
+from agentropy import envs  # noqa: E402,F401
 
 BIG = 10**6  # a turn limit that never truncates a benchmark episode
 

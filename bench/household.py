@@ -23,12 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-
-from envs.household import generator as gen  # noqa: E402
-from envs.household.assets import ALFRED_TASK_TYPES  # noqa: E402
-from envs.household.engine import Engine  # noqa: E402
-from envs.household.env import ALFWorldEnv  # noqa: E402
-from envs.household.store import GameStore  # noqa: E402
+from agentropy.envs.alfworld import generator as gen  # noqa: E402
+from agentropy.envs.alfworld.assets import ALFRED_TASK_TYPES  # noqa: E402
+from agentropy.envs.alfworld.engine import Engine  # noqa: E402
+from agentropy.envs.alfworld.env import ALFWorldEnv  # noqa: E402
+from agentropy.envs.alfworld.store import GameStore  # noqa: E402
 
 PLAIN_GAMES = 6
 

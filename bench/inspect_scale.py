@@ -18,10 +18,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from agentropy.episodes import EpisodeLog, EpisodeRecord, TurnRecord
 from agentropy.inspect.api import episode_page
 from agentropy.inspect.html import export_html
 from agentropy.inspect.run import RunIndex
+from agentropy.records.episodes import EpisodeLog, EpisodeRecord, TurnRecord
 
 
 def write_run(run: Path, episodes: int, turns: int) -> int:

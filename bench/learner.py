@@ -43,13 +43,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-
-from agents.corpus import read_corpus  # noqa: E402
-from agents.tiny import build_model, train_tokenizer  # noqa: E402
-from algorithms.data import TokenBatch, Trajectory, Turn, collate  # noqa: E402
-from algorithms.learner import Learner  # noqa: E402
-from algorithms.replay import SelfImitation  # noqa: E402
-from configs.schema import ReplayConfig, TinyModelConfig, load_config  # noqa: E402
+from agentropy.agents.corpus import read_corpus  # noqa: E402
+from agentropy.agents.tiny import build_model, train_tokenizer  # noqa: E402
+from agentropy.algorithms.data import TokenBatch, Trajectory, Turn, collate  # noqa: E402
+from agentropy.algorithms.learner import Learner  # noqa: E402
+from agentropy.algorithms.replay import SelfImitation  # noqa: E402
+from agentropy.configs.compose import load_config  # noqa: E402
+from agentropy.configs.schema import ReplayConfig, TinyModelConfig  # noqa: E402
 
 MODELS = {
     "tiny": TinyModelConfig(),

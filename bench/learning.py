@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from algorithms.metrics import read_metrics  # noqa: E402
+from agentropy.algorithms.metrics import read_metrics  # noqa: E402
 
 LEARNERS = ("grpo", "gigpo", "epo", "empg", "spear")
 SPLIT = "dev"
@@ -60,9 +60,8 @@ def train(run: Path, overrides: list[str], log_path: Path) -> None:
 def export_sft_model(run: Path, out: Path) -> Path:
     """The SFT run's weights (checkpoint 0) as a model folder ``agent.model=`` can load."""
     import torch
-
-    from agents.tiny import load_pretrained
-    from algorithms.checkpoint import latest_checkpoint, load_checkpoint
+    from agentropy.agents.tiny import load_pretrained
+    from agentropy.algorithms.checkpoint import latest_checkpoint, load_checkpoint
 
     if (out / "config.json").exists():
         return out

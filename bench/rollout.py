@@ -29,17 +29,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from agentropy.agents.agent import Agent  # noqa: E402
+from agentropy.agents.backends.base import SamplingParams  # noqa: E402
+from agentropy.agents.backends.hf import HFBackend  # noqa: E402
+from agentropy.agents.backends.scripted import ScriptedBackend  # noqa: E402
+from agentropy.agents.tiny import load_pretrained, make_model  # noqa: E402
+from agentropy.algorithms.rollout import RolloutStats, Task, collect  # noqa: E402
+from agentropy.configs.schema import AgentConfig  # noqa: E402
+from agentropy.envs.pool import EnvSpec, SerialPool  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-
-from agents.agent import Agent  # noqa: E402
-from agents.backends.base import SamplingParams  # noqa: E402
-from agents.backends.hf import HFBackend  # noqa: E402
-from agents.backends.scripted import ScriptedBackend  # noqa: E402
-from agents.tiny import load_pretrained, make_model  # noqa: E402
-from algorithms.rollout import RolloutStats, Task, collect  # noqa: E402
-from configs.schema import AgentConfig  # noqa: E402
-from envs.pool import EnvSpec, SerialPool  # noqa: E402
 
 COIN = EnvSpec("agentropy/TWX-v0", {"game": "coin", "max_episode_steps": 10})
 
@@ -97,7 +96,7 @@ def main() -> int:
     vllm = None
     if not args.no_vllm:
         try:
-            from agents.backends.vllm import VLLMBackend
+            from agentropy.agents.backends.vllm import VLLMBackend
 
             start = time.perf_counter()
             vllm = VLLMBackend(model_dir, in_process=True, max_model_len=2048)

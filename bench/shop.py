@@ -26,9 +26,9 @@ import tempfile
 import time
 
 import gymnasium as gym
+from agentropy.envs.webshop import store
 
-import envs  # noqa: F401  (registers the ids)
-from envs.shop import store
+from agentropy import envs  # noqa: F401  (registers the ids)
 
 
 def _timed(fn):
@@ -39,7 +39,7 @@ def _timed(fn):
 
 _LOAD = """
 import sys, time
-from envs.shop.store import load_shop
+from agentropy.envs.webshop.store import load_shop
 start = time.perf_counter()
 load_shop(0, int(sys.argv[1]), sys.argv[2])
 print(time.perf_counter() - start)

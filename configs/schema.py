@@ -4,8 +4,9 @@ Hydra composes ``configs/train.yaml`` with the groups ``env/``, ``agent/``, ``al
 ``experiment/``; the YAML files only select options and override values. The tree is typed by
 the dataclasses below (registered with Hydra's ConfigStore), so a misspelt key or a value of the
 wrong type fails at composition with Hydra's message naming the key, and ``__post_init__`` checks
-names against the registries. :func:`load_config` converts the result into these dataclasses
-once; code below the entry point receives typed objects, never a ``DictConfig``.
+names against the registries. :func:`agentropy.configs.compose.load_config` converts the result
+into these dataclasses once; code below the entry point receives typed objects, never a
+``DictConfig``.
 
 Methods compose over a base recipe: ``algorithm=epo`` uses the GRPO recipe underneath, and
 ``algorithm=epo algorithm.base=gigpo`` puts EPO over GiGPO (the override is rewritten to Hydra's
@@ -19,8 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 __all__ = [
     "AgentConfig",
@@ -42,9 +41,6 @@ __all__ = [
     "TinyModelConfig",
     "TrainConfig",
     "VLLMConfig",
-    "load_config",
-    "rewrite_overrides",
-    "to_typed",
 ]
 
 
@@ -113,7 +109,7 @@ class EnvConfig:
     def __post_init__(self) -> None:
         from gymnasium.envs.registration import registry
 
-        import envs  # noqa: F401  (registers the ids)
+        from agentropy import envs  # noqa: F401  (registers the ids)
 
         if self.id not in registry:
             known = sorted(k for k in registry if k.startswith("agentropy/"))
@@ -213,10 +209,10 @@ class AgentConfig:
 
 def _registered(registry_name: str, key: str, value: str) -> None:
     """Raise ConfigError naming ``key`` unless ``value`` is in the named registry."""
-    import algorithms.advantages  # noqa: F401  (registers the estimators)
-    import algorithms.functional  # noqa: F401  (registers the aggregation modes)
-    import algorithms.losses  # noqa: F401  (registers the policy losses)
-    from algorithms import registry
+    import agentropy.algorithms.advantages  # noqa: F401  (registers the estimators)
+    import agentropy.algorithms.functional  # noqa: F401  (registers the aggregation modes)
+    import agentropy.algorithms.losses  # noqa: F401  (registers the policy losses)
+    from agentropy.algorithms import registry
 
     try:
         getattr(registry, registry_name).check(value, key)
@@ -317,7 +313,7 @@ class PPOConfig:
 
 @dataclass
 class PolicyLossConfig:
-    """The per-token policy loss (a name in ``algorithms.registry.POLICY_LOSSES``)."""
+    """The per-token policy loss (a name in ``agentropy.algorithms.registry.POLICY_LOSSES``)."""
 
     name: str = "ppo_clip"
     """``ppo_clip``, ``clip_cov`` or ``kl_cov``"""
@@ -505,7 +501,7 @@ class AlgorithmConfig:
     """advantage estimator: ``gae``, ``grpo``, ``gigpo`` or ``empg``"""
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     aggregation: str = "token-mean"
-    """loss aggregation mode (a name in ``algorithms.registry.AGGREGATIONS``)"""
+    """loss aggregation mode (a name in ``agentropy.algorithms.registry.AGGREGATIONS``)"""
     entropy_coef: float = 0.001
     """entropy bonus (verl-agent's yaml default, on in every baseline); EPO's lambda"""
     kl: KLConfig = field(default_factory=KLConfig)
@@ -672,43 +668,3 @@ def _register() -> None:
 
 
 _register()
-
-
-def rewrite_overrides(overrides: Sequence[str]) -> list[str]:
-    """Map the convenience ``algorithm.base=X`` to Hydra's ``algorithm/base@algorithm=X``."""
-    out = []
-    for item in overrides:
-        if item.startswith("algorithm.base="):
-            item = "algorithm/base@algorithm=" + item.split("=", 1)[1]
-        out.append(item)
-    return out
-
-
-def to_typed(cfg: DictConfig) -> TrainConfig:
-    """Convert a composed config into :class:`TrainConfig`, running every check."""
-    try:
-        typed = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ConfigError):
-            raise ConfigError(str(cause)) from None
-        raise ConfigError(str(exc)) from None
-    assert isinstance(typed, TrainConfig)
-    return typed
-
-
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``train.yaml`` with the given overrides (no conversion)."""
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException
-
-    try:
-        with initialize_config_module("configs", version_base="1.3"):
-            return compose("train", overrides=rewrite_overrides(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def load_config(overrides: Sequence[str] = ()) -> TrainConfig:
-    """Compose and convert: the typed config of ``agentropy train *overrides``."""
-    return to_typed(compose_config(overrides))

@@ -10,11 +10,11 @@ from gymnasium.envs.registration import register, registry
 __all__ = ["ENV_IDS", "env_class"]
 
 _SPECS = {
-    "agentropy/TWX-v0": ("envs.textgames:TWXEnv", 50),
-    "agentropy/WebShop-v0": ("envs.shop.env:ShopEnv", 15),
-    "agentropy/ALFWorld-v0": ("envs.household.env:ALFWorldEnv", 50),
-    "agentropy/TextWorld-v0": ("envs.textgames:TextWorldEnv", 50),
-    "agentropy/ScienceWorld-v0": ("envs.science:ScienceWorldEnv", 30),
+    "agentropy/TWX-v0": ("agentropy.envs.twx:TWXEnv", 50),
+    "agentropy/WebShop-v0": ("agentropy.envs.webshop.env:ShopEnv", 15),
+    "agentropy/ALFWorld-v0": ("agentropy.envs.alfworld.env:ALFWorldEnv", 50),
+    "agentropy/TextWorld-v0": ("agentropy.envs.textworld:TextWorldEnv", 50),
+    "agentropy/ScienceWorld-v0": ("agentropy.envs.scienceworld:ScienceWorldEnv", 30),
 }
 
 for _id, (_entry_point, _max_steps) in _SPECS.items():

@@ -49,7 +49,7 @@ class EnvSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def make(self) -> gym.Env:
-        import envs  # noqa: F401  (registers the ids, also inside worker processes)
+        from agentropy import envs  # noqa: F401  (registers the ids, also inside worker processes)
 
         return gym.make(self.env_id, **dict(self.kwargs))
 

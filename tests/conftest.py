@@ -1,5 +1,5 @@
 """Shared fixtures. No test touches a model hub: HF_HUB_OFFLINE is set before anything imports
-transformers, and models are built locally by agents.tiny."""
+transformers, and models are built locally by agentropy.agents.tiny."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
     """The local tiny model, built once per test session (about 3 s)."""
-    from agents.tiny import make_model
+    from agentropy.agents.tiny import make_model
 
     return make_model(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -22,7 +22,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     """(model, tokenizer) loaded from :func:`tiny_model_dir`, in eval mode."""
-    from agents.tiny import load_pretrained
+    from agentropy.agents.tiny import load_pretrained
 
     model, tokenizer = load_pretrained(tiny_model_dir)
     model.eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from algorithms.data import TokenBatch, Trajectory, Turn, collate
+from agentropy.algorithms.data import TokenBatch, Trajectory, Turn, collate
 
 ROOMS = ("kitchen", "corridor", "pantry", "garden")
 ACTIONS = ("go north", "go south", "take coin", "open door", "look")

@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 import torch
+from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
+from agentropy.algorithms.registry import ADVANTAGES, POLICY_LOSSES, Registry
+from agentropy.configs.schema import AlgorithmConfig, GroupConfig, RewardConfig
 
-from algorithms.advantages import AdvantageInputs, reward_signals
-from algorithms.registry import ADVANTAGES, POLICY_LOSSES, Registry
-from configs.schema import AlgorithmConfig, GroupConfig, RewardConfig
 from tests.learner_cases import rows_batch
 
 

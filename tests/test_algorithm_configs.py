@@ -4,8 +4,8 @@ config, and unknown names or impossible combinations fail naming the key."""
 from __future__ import annotations
 
 import pytest
-
-from configs.schema import ConfigError, load_config
+from agentropy.configs.compose import load_config
+from agentropy.configs.schema import ConfigError
 
 METHODS = ["epo", "empg", "spear"]
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]

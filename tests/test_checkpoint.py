@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 import torch
-
-from algorithms.checkpoint import (
+from agentropy.algorithms.checkpoint import (
     capture_rng,
     latest_checkpoint,
     load_checkpoint,
@@ -66,7 +65,7 @@ def test_rng_capture_restore():
 WRITER = textwrap.dedent(
     """
     import sys, torch
-    from algorithms.checkpoint import save_checkpoint
+    from agentropy.algorithms.checkpoint import save_checkpoint
     run = sys.argv[1]
     it = 0
     while True:

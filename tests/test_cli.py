@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agentropy.episodes import read_episodes
+from agentropy.records.episodes import read_episodes
 
 AGENTROPY = [sys.executable, "-m", "agentropy.cli"]  # the console script's code
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}

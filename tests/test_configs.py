@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from configs.schema import ConfigError, TrainConfig, load_config
+from agentropy.configs.compose import load_config
+from agentropy.configs.schema import ConfigError, TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

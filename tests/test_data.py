@@ -6,9 +6,8 @@ import random
 
 import pytest
 import torch
-
-from algorithms.data import Trajectory, Turn, collate
-from algorithms.functional import aggregate, token_logprobs
+from agentropy.algorithms.data import Trajectory, Turn, collate
+from agentropy.algorithms.functional import aggregate, token_logprobs
 
 PAD = 0
 

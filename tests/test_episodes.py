@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from agentropy.episodes import (
+from agentropy.records.episodes import (
     SCHEMA_VERSION,
     EpisodeLog,
     EpisodeRecord,

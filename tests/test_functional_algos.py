@@ -1,5 +1,5 @@
 """Golden numbers (worked by hand in the comments) and loop-vs-vectorised checks for the math of
-algorithms.functional: GRPO, GiGPO, EMPG, EPO, PPO clip, KL, GAE, Clip-Cov / KL-Cov, aggregation,
+agentropy.algorithms.functional: GRPO, GiGPO, EMPG, EPO, PPO clip, KL, GAE, Clip-Cov / KL-Cov, aggregation,
 schedules."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from collections import defaultdict
 
 import pytest
 import torch
-
-from algorithms import functional as F
+from agentropy.algorithms import functional as F
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -320,8 +319,8 @@ def test_clip_cov_selects_the_in_band_unclipped_token():
     # = [3, -3, -3, 3, 0]. In (lb 1, ub 5): tokens 0 and 3. Token 3 is clipped by PPO
     # (A < 0 and r = e^-1 < 0.8), so only token 0 is a candidate; max(1, floor(2e-4 x 5)) = 1
     # token is picked: token 0, whose loss and gradient become 0.
-    from algorithms.losses import PolicyInputs, clip_cov
-    from configs.schema import PolicyLossConfig
+    from agentropy.algorithms.losses import PolicyInputs, clip_cov
+    from agentropy.configs.schema import PolicyLossConfig
 
     logp = t([[-0.5, -3.5, -0.5, -3.5, -2.0]]).requires_grad_(True)
     old = logp.detach().clone()
@@ -359,8 +358,8 @@ def test_kl_cov_selects_top_covariance_tokens():
     # c = [1 x 1.5, -1 x 1, 0 x 0, -1 x -1, 1 x -1.5] = [1.5, -1, 0, 1, -1.5].
     # ratio 0.4: floor(0.4 x 5) = 2 tokens, the top two: 0 (1.5) and 3 (1).
     # With old log pi = log pi - 0.1: r = e^0.1; token 0's loss = -2 e^0.1 + 1 x 0.1 = -2.110342.
-    from algorithms.losses import PolicyInputs, kl_cov
-    from configs.schema import PolicyLossConfig
+    from agentropy.algorithms.losses import PolicyInputs, kl_cov
+    from agentropy.configs.schema import PolicyLossConfig
 
     logp = t([[-0.5, -1.0, -2.0, -3.0, -3.5]])
     adv = t([[2.0, 0.0, 1.0, 0.0, 2.0]])

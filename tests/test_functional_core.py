@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from algorithms.functional import aggregate, token_entropy, token_logprobs
+from agentropy.algorithms.functional import aggregate, token_entropy, token_logprobs
 
 LOSS = torch.tensor([[1.0, 0.0, 0.0], [2.0, 2.0, 2.0]])
 MASK = torch.tensor([[1, 0, 0], [1, 1, 1]], dtype=torch.bool)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from agentropy.agents.tiny import load_pretrained
+from agentropy.algorithms.learner import Learner
+from agentropy.algorithms.value import Critic
+from agentropy.configs.compose import load_config
 
-from agents.tiny import load_pretrained
-from algorithms.learner import Learner
-from algorithms.value import Critic
-from configs.schema import load_config
 from tests.learner_cases import make_batch, make_trajectories
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -132,7 +132,7 @@ def test_checkpoint_restores_the_whole_learner(tiny_model_dir, tmp_path):
     # Learner A: step on b0, checkpoint (the project's atomic checkpoint folder), step on b1.
     # Learner B: built fresh, loads A's weights and state, steps on b1: same metrics, same
     # weights, same replay buffer as A.
-    from algorithms.checkpoint import load_checkpoint, save_checkpoint
+    from agentropy.algorithms.checkpoint import load_checkpoint, save_checkpoint
 
     cfg = _cfg("algorithm=spear", "algorithm.epo.enabled=true", "algorithm.replay.trigger=0.5",
                "algorithm.replay.loss_steps=2", "algorithm.lr_schedule=cosine",
@@ -174,7 +174,8 @@ def test_response_and_group_filters(tiny_model_dir):
     # 0.5 over 2 groups keeps the group with the higher score std.
     import random
 
-    from algorithms.data import Trajectory, collate
+    from agentropy.algorithms.data import Trajectory, collate
+
     from tests.learner_cases import make_turn
 
     learner, tokenizer = _learner(tiny_model_dir, _cfg("algorithm=drbot"))

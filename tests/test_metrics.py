@@ -6,8 +6,7 @@ import json
 import math
 
 import pytest
-
-from algorithms.metrics import MetricsLog, plot_metrics, read_metrics
+from agentropy.algorithms.metrics import MetricsLog, plot_metrics, read_metrics
 
 
 def test_log_read_truncate(tmp_path):

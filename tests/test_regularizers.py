@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from algorithms.regularizers import NESTED, EntropyBonus, EPORegularizer, KLController
-from configs.schema import EPOConfig, KLConfig
+from agentropy.algorithms.regularizers import NESTED, EntropyBonus, EPORegularizer, KLController
+from agentropy.configs.schema import EPOConfig, KLConfig
 
 
 def test_plain_entropy_bonus():

@@ -7,9 +7,9 @@ import io
 
 import pytest
 import torch
+from agentropy.algorithms.replay import BaselineBuffer, ReplayBuffer, SelfImitation, group_score_stats
+from agentropy.configs.schema import ReplayConfig
 
-from algorithms.replay import BaselineBuffer, ReplayBuffer, SelfImitation, group_score_stats
-from configs.schema import ReplayConfig
 from tests.learner_cases import rows_batch
 
 

@@ -7,16 +7,16 @@ import json
 import math
 
 import pytest
+from agentropy.agents.agent import Agent
+from agentropy.agents.backends.hf import HFBackend
+from agentropy.agents.backends.scripted import ScriptedBackend
+from agentropy.algorithms.data import collate
+from agentropy.algorithms.rollout import RolloutStats, Task, collect
+from agentropy.configs.schema import AgentConfig
+from agentropy.envs import env_class
+from agentropy.envs.pool import EnvSpec, SerialPool, StepResult
 
-from agentropy.episodes import EpisodeLog, EpisodeRecord, read_episodes
-from agents.agent import Agent
-from agents.backends.hf import HFBackend
-from agents.backends.scripted import ScriptedBackend
-from algorithms.data import collate
-from algorithms.rollout import RolloutStats, Task, collect
-from configs.schema import AgentConfig
-from envs import env_class
-from envs.pool import EnvSpec, SerialPool, StepResult
+from agentropy.records.episodes import EpisodeLog, EpisodeRecord, read_episodes
 from tests.envs.cases import ENV_CASES
 
 TURNS = 3

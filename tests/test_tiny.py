@@ -6,9 +6,8 @@ import filecmp
 
 import pytest
 import torch
-
-from agents.tiny import CHAT_TEMPLATE, EOS_TOKEN, load_pretrained, make_model
-from configs.schema import TinyModelConfig
+from agentropy.agents.tiny import CHAT_TEMPLATE, EOS_TOKEN, load_pretrained, make_model
+from agentropy.configs.schema import TinyModelConfig
 
 FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
          "tokenizer_config.json", "chat_template.jinja")

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from agentropy.algorithms.checkpoint import latest_checkpoint
+from agentropy.algorithms.metrics import read_metrics
 
-from agentropy.episodes import read_episodes
-from algorithms.checkpoint import latest_checkpoint
-from algorithms.metrics import read_metrics
+from agentropy.records.episodes import read_episodes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ALGORITHMS = sorted(p.stem for p in (CONFIGS / "algorithm").glob("*.yaml"))

@@ -11,18 +11,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentropy.episodes import EpisodeRecord
+from agentropy.inspect.logs import metric_series, read_config, read_metrics, read_replay
 from agentropy.inspect.run import (
     EpisodeFilter,
     EpisodeSummary,
     RunIndex,
     divergence_turn,
-    metric_series,
-    read_config,
-    read_metrics,
-    read_replay,
     split_completion,
 )
+from agentropy.records.episodes import EpisodeRecord
 
 __all__ = [
     "SORT_KEYS",

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from agentropy.inspect.api import episode_payload, finite, meta_payload, metrics_payload
+from agentropy.inspect.logs import read_config, read_replay
 from agentropy.inspect.run import (
     EpisodeFilter,
     EpisodeSummary,
     RunIndex,
     divergence_turn,
     facets,
-    read_config,
-    read_replay,
 )
 
 __all__ = ["EXPORT_PROMPT_LIMIT", "export_html", "served_page", "static_asset"]

@@ -23,8 +23,8 @@ from typing import Any
 
 import gymnasium as gym
 
-import envs  # noqa: F401  (registers the ids)
-from agentropy.episodes import EpisodeRecord, package_versions
+from agentropy import envs  # noqa: F401  (registers the ids)
+from agentropy.records.episodes import EpisodeRecord, package_versions
 
 __all__ = ["Difference", "RerunReport", "Rerunner", "rerun"]
 

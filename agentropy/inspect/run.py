@@ -1,13 +1,11 @@
-"""Reading a run folder for inspection: an index of its episodes, filters, metrics, replay rows.
+"""Reading a run folder for inspection: an index of its episodes and the filters over it.
 
 A run folder (``RUN``) holds:
 
-* ``episodes.jsonl``: :class:`agentropy.episodes.EpisodeRecord` lines, possibly tens of
+* ``episodes.jsonl``: :class:`agentropy.records.episodes.EpisodeRecord` lines, possibly tens of
   thousands and still growing while training runs;
-* ``metrics.jsonl``: one flat object per training iteration (``{"iteration": 3, "train/success":
-  0.25, ...}``);
-* ``replay.jsonl`` (SPEAR runs): the replay buffer's rows after each iteration;
-* ``.hydra/config.yaml``: the resolved config, for runs made by ``agentropy train``.
+* ``metrics.jsonl``, ``replay.jsonl`` and ``.hydra/config.yaml``, which
+  :mod:`agentropy.inspect.logs` reads.
 
 :class:`RunIndex` reads ``episodes.jsonl`` once, line by line, and keeps only a small
 :class:`EpisodeSummary` and the byte offset of each record; a full record is read back from its
@@ -20,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import threading
@@ -31,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from agentropy.episodes import SCHEMA_VERSION, EpisodeRecord, EpisodeSchemaError
+from agentropy.records.episodes import SCHEMA_VERSION, EpisodeRecord, EpisodeSchemaError
 
 __all__ = [
     "EpisodeFilter",
@@ -40,20 +37,12 @@ __all__ = [
     "cache_dir",
     "divergence_turn",
     "facets",
-    "metric_series",
-    "read_jsonl_objects",
-    "read_config",
-    "read_metrics",
-    "read_replay",
     "split_completion",
 ]
 
 log = logging.getLogger(__name__)
 
 EPISODES_FILE = "episodes.jsonl"
-METRICS_FILE = "metrics.jsonl"
-REPLAY_FILE = "replay.jsonl"
-CONFIG_FILE = ".hydra/config.yaml"
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 _ACTION = re.compile(r"<action>(.*?)(?:</action>|$)", re.DOTALL)
@@ -329,7 +318,7 @@ _CACHE_MIN_BYTES = 1 << 20  # index at least this much of a file before caching 
 def cache_dir() -> Path:
     """Where run indexes are cached: ``$AGENTROPY_CACHE/index``, else
     ``~/.cache/agentropy/index`` (the same root as the environments' caches)."""
-    from envs.cache import default_cache_dir
+    from agentropy.envs.cache import default_cache_dir
 
     return default_cache_dir("index")
 
@@ -600,117 +589,3 @@ def divergence_turn(records: Sequence[EpisodeRecord]) -> int | None:
         if len({r.turns[t].action for r in records}) > 1:
             return t
     return None
-
-
-# ---------------------------------------------------------------------- metrics and replay
-def read_jsonl_objects(path: str | Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file; a truncated last line (a live writer) is skipped.
-
-    Raises:
-        ValueError: a complete line that is not a JSON object, naming the line.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    out = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            if not raw.endswith(b"\n"):
-                try:
-                    data = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    log.warning("%s:%d: skipping a truncated last line", path, number)
-                    break
-            else:
-                try:
-                    data = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
-            if not isinstance(data, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
-            out.append(data)
-    return out
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """``metrics.jsonl`` rows that have an integer ``iteration``, sorted by iteration.
-
-    The file is read by :func:`algorithms.metrics.read_metrics` (the writer's own reader).
-    Only numbers are kept: strings, booleans, nulls, NaN and infinities are dropped (a chart
-    cannot place them), and so is the wall-clock ``time`` stamp, which is not a metric.
-    """
-    from algorithms.metrics import read_metrics as read_rows
-
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for obj in read_rows(path):
-        iteration = obj.get("iteration") if isinstance(obj, dict) else None
-        if not isinstance(iteration, int) or isinstance(iteration, bool):
-            continue
-        row: dict[str, Any] = {"iteration": iteration}
-        for key, value in obj.items():
-            if key not in ("iteration", "time") and (number := _number(value)) is not None:
-                row[key] = number
-        rows.append(row)
-    rows.sort(key=lambda r: r["iteration"])
-    return rows
-
-
-def metric_series(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The metric keys of ``rows`` and which of them a viewer plots by default.
-
-    Returns:
-        ``{"keys": all keys sorted, "default_keys": those containing "success" or "entropy"}``.
-    """
-    keys = sorted({k for r in rows for k in r} - {"iteration"})
-    default = [k for k in keys if "success" in k or "entropy" in k]
-    return {"keys": keys, "default_keys": default}
-
-
-def read_replay(run_dir: str | Path) -> list[dict[str, Any]]:
-    """``replay.jsonl``: per iteration, the replay buffer's rows, sorted by iteration.
-
-    Each item is ``{"iteration": int, "rows": [{"episode_id", "turn", "advantage", "score",
-    "step"}, ...]}``; rows that lack an episode id or a turn are dropped with a warning.
-    """
-    out = []
-    path = Path(run_dir) / REPLAY_FILE
-    for obj in read_jsonl_objects(path):
-        iteration = obj.get("iteration")
-        rows = obj.get("rows")
-        if not isinstance(iteration, int) or not isinstance(rows, list):
-            log.warning("%s: skipping a line without an iteration and rows", path)
-            continue
-        clean = []
-        for row in rows:
-            if (isinstance(row, dict) and isinstance(row.get("episode_id"), str)
-                    and isinstance(row.get("turn"), int)):
-                clean.append({
-                    "episode_id": row["episode_id"],
-                    "turn": row["turn"],
-                    "advantage": _number(row.get("advantage")),
-                    "score": _number(row.get("score")),
-                    "step": row.get("step") if isinstance(row.get("step"), int) else None,
-                })
-            else:
-                log.warning("%s: iteration %d: skipping a malformed row", path, iteration)
-        out.append({"iteration": iteration, "rows": clean})
-    out.sort(key=lambda r: r["iteration"])
-    return out
-
-
-def read_config(run_dir: str | Path) -> str | None:
-    """The resolved config (``.hydra/config.yaml``) as text, if the run has one."""
-    path = Path(run_dir) / CONFIG_FILE
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None

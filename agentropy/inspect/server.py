@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from agentropy.episodes import EpisodeSchemaError
 from agentropy.inspect.api import (
     config_payload,
     episode_page,
@@ -37,6 +36,7 @@ from agentropy.inspect.api import (
 )
 from agentropy.inspect.html import SERVER_CSP, served_page, static_asset
 from agentropy.inspect.run import RunIndex
+from agentropy.records.episodes import EpisodeSchemaError
 
 __all__ = ["ViewerServer", "resolve_run_file"]
 

@@ -17,9 +17,9 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from agentropy.episodes import EpisodeRecord, TurnRecord
 from agentropy.inspect.compare import Comparison
 from agentropy.inspect.run import EpisodeSummary, divergence_turn, split_completion
+from agentropy.records.episodes import EpisodeRecord, TurnRecord
 
 __all__ = [
     "comparison_table",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from configs.schema import AgentConfig
+    from agentropy.configs.schema import AgentConfig
 
 __all__ = ["Backend", "Generation", "SamplingParams", "TurnContext"]
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 
 import torch
+from agentropy.agents.backends.base import Generation, SamplingParams, TurnContext
 from torch import Tensor
 from transformers import (
     GenerationConfig,
@@ -29,8 +30,6 @@ from transformers import (
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
-
-from agents.backends.base import Generation, SamplingParams, TurnContext
 
 __all__ = ["HFBackend", "eos_ids"]
 

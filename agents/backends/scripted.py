@@ -19,11 +19,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from agentropy.agents.backends.base import Generation, SamplingParams, TurnContext
+from agentropy.agents.parsing import format_completion
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
-
-from agents.backends.base import Generation, SamplingParams, TurnContext
-from agents.parsing import format_completion
 
 __all__ = ["SCRIPTED_POLICIES", "ScriptedBackend"]
 

@@ -41,12 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from agentropy.agents.backends.base import Generation, SamplingParams, TurnContext
 from torch import Tensor
 
-from agents.backends.base import Generation, SamplingParams, TurnContext
-
 if TYPE_CHECKING:
-    from configs.schema import AgentConfig
+    from agentropy.configs.schema import AgentConfig
 
 __all__ = ["VLLMBackend"]
 

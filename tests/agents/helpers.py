@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
+from agentropy.agents.backends.base import Generation
 from transformers import TopPLogitsWarper
-
-from agents.backends.base import Generation
 
 __all__ = ["chat_prompts", "teacher_forced"]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from agents.agent import make_agent
-from configs.schema import AgentConfig, ConfigError, load_config
+from agentropy.agents.agent import make_agent
+from agentropy.configs.compose import load_config
+from agentropy.configs.schema import AgentConfig, ConfigError
 
 
 @pytest.mark.parametrize(

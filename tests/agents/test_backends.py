@@ -7,13 +7,13 @@ import math
 
 import pytest
 import torch
+from agentropy.agents.backends.base import Backend, Generation, SamplingParams, TurnContext
+from agentropy.agents.backends.hf import HFBackend
+from agentropy.agents.backends.scripted import ScriptedBackend
+from agentropy.agents.parsing import parse_completion
+from agentropy.agents.tiny import load_pretrained, make_model
+from agentropy.configs.schema import AgentConfig, TinyModelConfig
 
-from agents.backends.base import Backend, Generation, SamplingParams, TurnContext
-from agents.backends.hf import HFBackend
-from agents.backends.scripted import ScriptedBackend
-from agents.parsing import parse_completion
-from agents.tiny import load_pretrained, make_model
-from configs.schema import AgentConfig, TinyModelConfig
 from tests.agents.helpers import chat_prompts, teacher_forced
 
 

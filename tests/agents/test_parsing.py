@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from agents.parsing import format_completion, parse_completion
-from configs.schema import AgentConfig
+from agentropy.agents.parsing import format_completion, parse_completion
+from agentropy.configs.schema import AgentConfig
 
 STRICT = AgentConfig()  # require_think, invalid_action="tail", 30 tail characters
 EMPTY = AgentConfig(invalid_action="empty")

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from agentropy.episodes import read_episodes
+from agentropy.records.episodes import read_episodes
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 

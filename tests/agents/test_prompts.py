@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from agents.parsing import format_completion
-from agents.prompts import (
+from agentropy.agents.parsing import format_completion
+from agentropy.agents.prompts import (
     GENERIC,
     TEMPLATES,
     PromptBuilder,
@@ -16,7 +15,7 @@ from agents.prompts import (
     observation_text,
     template_for,
 )
-from configs.schema import AgentConfig
+from agentropy.configs.schema import AgentConfig
 
 TASK = "Find the coin and take it."
 OBS = [
@@ -129,7 +128,7 @@ def test_overflow_warns_once(tiny_model, caplog):
     _, tokenizer = tiny_model
     builder = _builder(tokenizer, max_prompt_tokens=10)
     memory = builder.start("twx", TASK)
-    with caplog.at_level(logging.WARNING, logger="agents.prompts"):
+    with caplog.at_level(logging.WARNING, logger="agentropy.agents.prompts"):
         builder.build(memory, OBS[0], ADMISSIBLE)
         builder.build(memory, OBS[1], ADMISSIBLE)
     assert len([r for r in caplog.records if "max_prompt_tokens" in r.message]) == 1

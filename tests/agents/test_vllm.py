@@ -8,14 +8,14 @@ suite; by hand: ``.venv-vllm/bin/python -m pytest -m vllm``).
 
 from __future__ import annotations
 
+import agentropy.envs.webshop.env  # noqa: F401  (loads numba/llvmlite before the engine starts, as training on the shop does)
 import pytest
 import torch
+from agentropy.agents.backends.base import SamplingParams
+from agentropy.agents.backends.hf import HFBackend
+from agentropy.agents.tiny import load_pretrained, make_model
+from agentropy.configs.schema import TinyModelConfig
 
-import envs.shop.env  # noqa: F401  (loads numba/llvmlite before the engine starts, as training on the shop does)
-from agents.backends.base import SamplingParams
-from agents.backends.hf import HFBackend
-from agents.tiny import load_pretrained, make_model
-from configs.schema import TinyModelConfig
 from tests.agents.helpers import chat_prompts, teacher_forced
 
 pytestmark = pytest.mark.vllm
@@ -25,7 +25,7 @@ GREEDY = SamplingParams(16, 0.0, 1.0)
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir):
-    from agents.backends.vllm import VLLMBackend
+    from agentropy.agents.backends.vllm import VLLMBackend
 
     backend = VLLMBackend(tiny_model_dir, in_process=True, max_model_len=1024)
     yield backend
@@ -94,11 +94,12 @@ def test_group_members_sample_independently_and_seeds_reproduce(engine, tiny_mod
 
 
 def test_rollout_with_vllm(engine, tiny_model, tmp_path):
-    from agentropy.episodes import EpisodeLog, read_episodes
-    from agents.agent import Agent
-    from algorithms.rollout import Task, collect
-    from configs.schema import AgentConfig
-    from envs.pool import EnvSpec, SerialPool
+    from agentropy.agents.agent import Agent
+    from agentropy.algorithms.rollout import Task, collect
+    from agentropy.configs.schema import AgentConfig
+    from agentropy.envs.pool import EnvSpec, SerialPool
+
+    from agentropy.records.episodes import EpisodeLog, read_episodes
 
     _, tokenizer = tiny_model
     agent = Agent(engine, tokenizer, AgentConfig(backend="vllm", max_new_tokens=12))
@@ -120,7 +121,7 @@ def test_rollout_with_vllm(engine, tiny_model, tmp_path):
 @pytest.mark.slow
 def test_engine_process_syncs_through_a_folder(tiny_model_dir, tiny_model, other_weights):
     """vLLM's engine in its own process: weights go through a safetensors folder."""
-    from agents.backends.vllm import VLLMBackend
+    from agentropy.agents.backends.vllm import VLLMBackend
 
     model, tokenizer = tiny_model
     prompts = chat_prompts(tokenizer)

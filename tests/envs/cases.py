@@ -32,7 +32,7 @@ ENV_CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("treasure-replan", {"game": "treasure", "split": "test", "num_games": 3, "expert_replans": True}),
     ],
     # A task with short gold paths (the turn limit is 30) and quick loads. The JVM makes every
-    # case cost seconds; tests/envs/test_science.py covers the admissible-commands mode.
+    # case cost seconds; tests/envs/test_scienceworld.py covers the admissible-commands mode.
     "agentropy/ScienceWorld-v0": [
         ("find-animal", {"tasks": "find-animal"}),
     ],

@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from agentropy import envs
 from tests.envs.cases import ENV_CASES, all_cases
 
 CASES = all_cases()

@@ -11,10 +11,10 @@ from multiprocessing import resource_tracker
 
 import gymnasium as gym
 import pytest
+from agentropy.envs.core import TEXT_CHARSET
+from agentropy.envs.pool import EnvSpec, SerialPool, SubprocessPool, group_members, make_pool
 from gymnasium import spaces
 
-from envs.core import TEXT_CHARSET
-from envs.pool import EnvSpec, SerialPool, SubprocessPool, group_members, make_pool
 from tests.envs.test_contract import _child_processes
 
 

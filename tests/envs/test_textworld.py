@@ -1,4 +1,4 @@
-"""TextWorld (envs/textgames.py TextWorldEnv): generated games of each type and a user's game
+"""TextWorld (envs/textworld.py): generated games of each type and a user's game
 file are won by the expert, the game cache is safe, and Frotz's command-line traps stay shut."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import warnings
 
 import gymnasium as gym
 import pytest
+from agentropy.envs.textworld import TEXTWORLD_GAMES, TEXTWORLD_SPLITS, TextWorldEnv
 
-import envs  # noqa: F401
-from envs.textgames import TEXTWORLD_GAMES, TEXTWORLD_SPLITS, TextWorldEnv
+from agentropy import envs  # noqa: F401
 
 
 def _make(**kwargs):

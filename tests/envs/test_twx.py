@@ -5,9 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from agentropy.envs.twx import _CoinExplorer
 
-import envs  # noqa: F401
-from envs.textgames import _CoinExplorer
+from agentropy import envs  # noqa: F401
 
 KITCHEN = (
     "You are in the kitchen. In one part of the room you see a stove. \n"

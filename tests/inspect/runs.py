@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from agentropy.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
+from agentropy.records.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
 
 SCRIPT = "<script>window.__pwned = 1</script>"
 TEXTAREA = "</textarea><script>window.__pwned = 2</script>"

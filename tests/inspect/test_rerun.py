@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from agentropy.cli import main
-from agentropy.episodes import EpisodeLog, read_episodes
 from agentropy.inspect.rerun import Rerunner, rerun
 from agentropy.play import play
+from agentropy.records.episodes import EpisodeLog, read_episodes
 from tests.envs.cases import all_cases
 
 CASES = all_cases()

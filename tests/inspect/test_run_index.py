@@ -8,17 +8,15 @@ import shutil
 
 import pytest
 
-from agentropy.episodes import EpisodeLog, EpisodeSchemaError
 from agentropy.inspect.api import episode_page, episode_payload, replay_payload, sort_summaries
+from agentropy.inspect.logs import metric_series, read_metrics, read_replay
 from agentropy.inspect.run import (
     EpisodeFilter,
     RunIndex,
     divergence_turn,
-    metric_series,
-    read_metrics,
-    read_replay,
     split_completion,
 )
+from agentropy.records.episodes import EpisodeLog, EpisodeSchemaError
 from tests.inspect.runs import HOSTILE_ID, SCRIPT, hostile_records
 
 

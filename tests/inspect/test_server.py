@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import pytest
 
-from agentropy.episodes import EpisodeLog
 from agentropy.inspect.server import ViewerServer
+from agentropy.records.episodes import EpisodeLog
 from tests.inspect.runs import HOSTILE_ID, IMG, SCRIPT, hostile_records
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-RUN"

@@ -3,7 +3,7 @@
 The agent reads an instruction ("i need tea tree shampoo ..., and price lower than 40.00
 dollars"), searches a generated catalog of (by default) 10,000 products with BM25, opens
 products, picks options and buys one. The purchase ends the episode with WebShop's reward
-(:mod:`envs.shop.reward`), normalised to [0, 1]; the task is won when it is exactly 1.
+(:mod:`agentropy.envs.webshop.reward`), normalised to [0, 1]; the task is won when it is exactly 1.
 
 Observations are WebShop's "simple" text pages (segments joined by `` [SEP] ``); the
 admissible commands are verl-agent's: ``search[<your query>]`` on the search page (any
@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envs.core import EngineState, TextEnv
-from envs.shop.expert import ExpertPlan, next_action, plan_for
-from envs.shop.session import SEARCH_PLACEHOLDER, ShopSession, parse_action
-from envs.shop.store import Shop, load_shop
+from agentropy.envs.core import EngineState, TextEnv
+from agentropy.envs.webshop.expert import ExpertPlan, next_action, plan_for
+from agentropy.envs.webshop.session import SEARCH_PLACEHOLDER, ShopSession, parse_action
+from agentropy.envs.webshop.store import Shop, load_shop
 
 __all__ = ["ShopEnv"]
 
@@ -33,7 +33,7 @@ class ShopEnv(TextEnv):
 
     Args:
         split: ``"train"`` (goals 500 and up), ``"test"`` (goals 0-499) or ``"dev"`` (500 extra
-            goals after the list; see :mod:`envs.shop.catalog`).
+            goals after the list; see :mod:`agentropy.envs.webshop.catalog`).
         num_products: catalog size (WebShop's default "small" set has 1,000; report it with
             results, small catalogs make the task easier).
         catalog_seed: seed of the catalog and goal generator.

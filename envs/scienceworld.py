@@ -32,7 +32,7 @@ on, the numbers are then the admissible commands.
 
 Cost: the JVM starts in about 2 s and holds about 400 MB with the default 512 MB heap cap.
 Loading a variation takes 0.1-1.5 s; generating its gold path takes up to 40 s (the genetics
-tasks), so gold paths are cached on disk (see :mod:`envs.cache`), as are the variation splits.
+tasks), so gold paths are cached on disk (see :mod:`agentropy.envs.cache`), as are the variation splits.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envs.cache import default_cache_dir, read_json, write_json_atomic
-from envs.core import EngineState, TextEnv
+from agentropy.envs.cache import default_cache_dir, read_json, write_json_atomic
+from agentropy.envs.core import EngineState, TextEnv
 
 __all__ = ["SCIENCE_TASKS", "SIMPLIFICATIONS", "ScienceWorldEnv"]
 
@@ -183,7 +183,7 @@ class ScienceWorldEnv(TextEnv):
         variations_per_task: keep only the first ``k`` variations of each task in the split, so a
             multi-task split is not dominated by the tasks with a thousand variations.
         jvm_heap_mb: the JVM's ``-Xmx``; the default keeps the JVM near 400 MB resident.
-        cache_dir: where gold paths and variation splits are cached (see :mod:`envs.cache`).
+        cache_dir: where gold paths and variation splits are cached (see :mod:`agentropy.envs.cache`).
         render_mode: ``None`` or ``"ansi"``.
     """
 

@@ -2,7 +2,7 @@
 
 WebShop's catalog was scraped from a web store in five coarse categories (beauty, electronics,
 fashion, garden = furniture and home, grocery; WEBSHOP.md section 1.1). Its data cannot be had
-here, so :mod:`envs.shop.catalog` generates products from this lexicon instead. Each
+here, so :mod:`agentropy.envs.webshop.catalog` generates products from this lexicon instead. Each
 :class:`ProductType` plays the part of one scrape query: the products made from it share the
 ``query`` phrase and the breadcrumb, as products scraped under one query do in WebShop.
 

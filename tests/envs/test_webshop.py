@@ -1,4 +1,4 @@
-"""The web-shopping family (envs/shop): reward, grammar, pages, catalog, search, expert, HTTP.
+"""The web-shopping family (envs/webshop): reward, grammar, pages, catalog, search, expert, HTTP.
 
 The contract every env keeps (check_env, determinism, fuzz, ...) is tested for
 ``agentropy/WebShop-v0`` by tests/envs/test_contract.py through tests/envs/cases.py.
@@ -17,10 +17,8 @@ import urllib.request
 from collections import Counter
 
 import pytest
-
-import envs  # noqa: F401  (registers the ids)
-from envs.shop import store
-from envs.shop.catalog import (
+from agentropy.envs.webshop import store
+from agentropy.envs.webshop.catalog import (
     NO_CEILING,
     Goal,
     Product,
@@ -29,12 +27,14 @@ from envs.shop.catalog import (
     parse_price,
     price_ceiling,
 )
-from envs.shop.env import ShopEnv
-from envs.shop.expert import next_action, plan_for
-from envs.shop.reward import attribute_matches, compute_reward, token_set_ratio, type_reward
-from envs.shop.search import SearchEngine
-from envs.shop.session import parse_action
-from envs.shop.vocab import CATEGORIES, MODIFIERS
+from agentropy.envs.webshop.env import ShopEnv
+from agentropy.envs.webshop.expert import next_action, plan_for
+from agentropy.envs.webshop.reward import attribute_matches, compute_reward, token_set_ratio, type_reward
+from agentropy.envs.webshop.search import SearchEngine
+from agentropy.envs.webshop.session import parse_action
+from agentropy.envs.webshop.vocab import CATEGORIES, MODIFIERS
+
+from agentropy import envs  # noqa: F401  (registers the ids)
 
 SMALL = 1000  # products of the small catalog used where the default one is not needed
 
@@ -278,7 +278,7 @@ def test_cache_round_trip_and_repair(tmp_path, monkeypatch):
 
 
 def test_processes_building_at_once_share_one_cache(tmp_path):
-    code = ("import sys; from envs.shop.store import load_shop; "
+    code = ("import sys; from agentropy.envs.webshop.store import load_shop; "
             "print(len(load_shop(5, 400, sys.argv[1]).catalog.goals))")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
@@ -515,7 +515,7 @@ def _post(url, data, opener=_OPENER, content_type="application/x-www-form-urlenc
 
 @pytest.fixture(scope="module")
 def server(small_shop):
-    from envs.shop.web import ShopServer
+    from agentropy.envs.webshop.web import ShopServer
 
     with ShopServer({"num_products": SMALL}) as srv:
         yield srv
@@ -588,8 +588,8 @@ def test_cli_serves_a_goal(tmp_path):
 
 # --------------------------------------------------------------------------- play
 def test_play_expert_records_wins(tmp_path):
-    from agentropy.episodes import read_episodes
     from agentropy.play import play, summarize
+    from agentropy.records.episodes import read_episodes
 
     records = play("agentropy/WebShop-v0", agent="expert", episodes=3, out_dir=tmp_path,
                    env_kwargs={"num_products": SMALL, "split": "test"})

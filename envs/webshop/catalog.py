@@ -2,7 +2,7 @@
 
 WebShop (Yao et al., 2022, "WebShop: Towards Scalable Real-World Web Interaction with Grounded
 Language Agents") scraped 1.18M products and wrote instructions for them; that data cannot be
-had here, so this module makes a catalog of the same shape from :mod:`envs.shop.vocab`
+had here, so this module makes a catalog of the same shape from :mod:`agentropy.envs.webshop.vocab`
 (WEBSHOP.md sections 1, 2 and 8):
 
 * Products (:class:`Product`) carry WebShop's normalised record: a 10-character ASIN, title,
@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from envs.shop.vocab import (
+from agentropy.envs.webshop.vocab import (
     BRAND_SYLLABLES,
     BREADCRUMB_SEP,
     CATEGORIES,

@@ -3,18 +3,19 @@
 ALFWorld (Shridhar et al., ICLR 2021, "ALFWorld: Aligning Text and Embodied Environments for
 Interactive Learning") renders ALFRED's household tasks as text games on a PDDL engine. Here the
 real engine plays them: textworld's ``PddlEnv`` with alfworld's ``AlfredDemangler`` and
-``AlfredInfos`` wrappers (:mod:`envs.household.engine`): admissible commands are the engine's
+``AlfredInfos`` wrappers (:mod:`agentropy.envs.alfworld.engine`): admissible commands are the engine's
 applicable operators, ``won`` is its goal test.
 
 Two sources of games, chosen by the ``source`` argument:
 
-* ``"generated"`` (default): games written by :mod:`envs.household.generator` on the shipped
-  domain, grammar and THOR floor plans, verified and cached by :mod:`envs.household.store`. A
+* ``"generated"`` (default): games written by :mod:`agentropy.envs.alfworld.generator` on the shipped
+  domain, grammar and THOR floor plans, verified and cached by :mod:`agentropy.envs.alfworld.store`. A
   split has :data:`TASKS_PER_TYPE` games per task type; task ``i`` of a split is task type
   ``task_types[i % k]`` (``k`` types selected) with seed ``i // k``. ``valid_unseen`` plays only
   held-out floor plans. Generated games are not the official benchmark: report them separately.
 * ``"official"``: the released ALFWorld games under ``data_path`` (default ``$ALFWORLD_DATA``),
-  ``json_2.1.1/<split>/<task folder>/trial_*/``, in sorted path order (:mod:`envs.household.official`).
+  ``json_2.1.1/<split>/<task folder>/trial_*/``, in sorted path order
+  (:mod:`agentropy.envs.alfworld.official`).
 
 ``info["expert_action"]`` follows the game's walkthrough (the scripted oracle's, verified at
 generation time) while the agent stays on it; once the agent leaves it, the oracle re-plans from the
@@ -29,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envs.core import EngineState, TextEnv
-from envs.household.assets import ALFRED_TASK_TYPES
-from envs.household.generator import SCENE_SIZES, SPLITS, GameFiles, read_game
-from envs.household.official import OfficialGame, official_games, official_split_dir
-from envs.household.oracle import TaskParams, plan, world_from_facts
-from envs.household.store import GameStore, default_cache_dir
+from agentropy.envs.alfworld.assets import ALFRED_TASK_TYPES
+from agentropy.envs.alfworld.generator import SCENE_SIZES, SPLITS, GameFiles, read_game
+from agentropy.envs.alfworld.official import OfficialGame, official_games, official_split_dir
+from agentropy.envs.alfworld.oracle import TaskParams, plan, world_from_facts
+from agentropy.envs.alfworld.store import GameStore, default_cache_dir
+from agentropy.envs.core import EngineState, TextEnv
 
 __all__ = ["SOURCES", "TASKS_PER_TYPE", "ALFWorldEnv"]
 
@@ -155,7 +156,7 @@ class ALFWorldEnv(TextEnv):
 
     def _make_engine(self) -> Any:
         if self._engine is None:
-            from envs.household.engine import Engine
+            from agentropy.envs.alfworld.engine import Engine
 
             self._engine = Engine()
         return self._engine
@@ -208,7 +209,7 @@ class ALFWorldEnv(TextEnv):
         """The walkthrough's next command while the agent follows it, else a fresh oracle plan."""
         if self._position < len(self._walkthrough) and self._walkthrough[self._position] in admissible:
             return self._walkthrough[self._position]
-        from envs.household.engine import Engine
+        from agentropy.envs.alfworld.engine import Engine
 
         world = world_from_facts(state["_facts"], Engine.names(state))
         commands = plan(world, self._params)

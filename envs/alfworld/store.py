@@ -1,7 +1,7 @@
 """Generated household games, verified once and cached on disk.
 
 A game is a deterministic function of its key ``(split, task type, seed, scene size)`` and
-:data:`~envs.household.generator.GENERATOR_VERSION`. Sampling a scene and its walkthrough takes
+:data:`~agentropy.envs.alfworld.generator.GENERATOR_VERSION`. Sampling a scene and its walkthrough takes
 milliseconds; what is worth caching is the verification (the walkthrough replayed through the
 real engine: a load, a reset and a few steps, one to several seconds). The cache is itself an
 ALFWorld-format dataset::
@@ -9,7 +9,7 @@ ALFWorld-format dataset::
     <cache>/gen-v<version>/<scene size>/<split>/<task_type>-<Object>-None-<Recep>-<scene>/trial_<seed>/
         traj_data.json  initial_state.pddl  game.tw-pddl
 
-so ``AlfredTWEnv`` or :class:`~envs.household.env.ALFWorldEnv` (``source="official"``) can play
+so ``AlfredTWEnv`` or :class:`~agentropy.envs.alfworld.env.ALFWorldEnv` (``source="official"``) can play
 it too. Folders are written to a temporary name and renamed into place, so parallel workers
 generating the same game are safe: the first rename wins and the content is identical anyway.
 
@@ -24,8 +24,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs.cache import default_cache_dir as family_cache_dir
-from envs.household.generator import (
+from agentropy.envs.alfworld.generator import (
     GENERATOR_VERSION,
     GameFiles,
     Scene,
@@ -35,6 +34,7 @@ from envs.household.generator import (
     sample_scene,
     write_game,
 )
+from agentropy.envs.cache import default_cache_dir as family_cache_dir
 
 __all__ = ["MAX_ATTEMPTS", "GameStore", "StoredGame", "default_cache_dir"]
 
@@ -64,7 +64,7 @@ class GameStore:
 
     Args:
         root: the cache folder (default :func:`default_cache_dir`).
-        scene_size: a key of :data:`~envs.household.generator.SCENE_SIZES`.
+        scene_size: a key of :data:`~agentropy.envs.alfworld.generator.SCENE_SIZES`.
     """
 
     def __init__(self, root: str | Path | None = None, scene_size: str = "small") -> None:
@@ -84,14 +84,14 @@ class GameStore:
 
         Args:
             split, task_type, seed: the key (with this store's scene size).
-            engine: an :class:`~envs.household.engine.Engine` to verify with; one is made if
+            engine: an :class:`~agentropy.envs.alfworld.engine.Engine` to verify with; one is made if
                 needed and none is given. When verification runs, the engine is left with the game
                 loaded (``StoredGame.loaded``), which saves the caller a load.
 
         Raises:
             RuntimeError: if no attempt gives a verified game.
         """
-        from envs.household.engine import Engine, verify
+        from agentropy.envs.alfworld.engine import Engine, verify
 
         reasons = []
         for attempt in range(MAX_ATTEMPTS):

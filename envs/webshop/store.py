@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
-
-from envs.shop import catalog as catalog_module
-from envs.shop import search as search_module
-from envs.shop import vocab as vocab_module
-from envs.shop.catalog import GENERATOR_VERSION, Catalog, Goal, Product, build_catalog
-from envs.shop.search import SearchEngine
+from agentropy.envs.webshop import catalog as catalog_module
+from agentropy.envs.webshop import search as search_module
+from agentropy.envs.webshop import vocab as vocab_module
+from agentropy.envs.webshop.catalog import GENERATOR_VERSION, Catalog, Goal, Product, build_catalog
+from agentropy.envs.webshop.search import SearchEngine
 
 __all__ = ["Shop", "default_cache_dir", "load_shop"]
 

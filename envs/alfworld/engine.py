@@ -59,7 +59,7 @@ def _modules() -> tuple[Any, Any, Any, Any]:
     exports the variable; when the user has not set it, it is pointed at agentropy's own cache
     folder for the import and removed from the environment afterwards.
     """
-    from envs.household.store import default_cache_dir
+    from agentropy.envs.alfworld.store import default_cache_dir
 
     unset = "ALFWORLD_DATA" not in os.environ and "alfworld.info" not in sys.modules
     if unset:

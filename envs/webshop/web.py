@@ -1,9 +1,9 @@
 """The shop as clickable HTML pages on a small local web server, for people to shop by hand.
 
-Each browser session is a :class:`~envs.shop.env.ShopEnv` (the same state machine, grammar and
+Each browser session is a :class:`~agentropy.envs.webshop.env.ShopEnv` (the same state machine, grammar and
 reward as the text environment): buttons send ``click[x]`` and the search form sends
 ``search[query]`` through ``env.step``, and the page is rendered from the session's
-:class:`~envs.shop.session.PageView`. Every text that reaches the page is HTML-escaped.
+:class:`~agentropy.envs.webshop.session.PageView`. Every text that reaches the page is HTML-escaped.
 
 Routes (POSTs answer ``303 See Other`` to the page they changed):
 
@@ -31,8 +31,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from envs.shop.env import ShopEnv
-from envs.shop.session import SUB_PAGES, PageView
+from agentropy.envs.webshop.env import ShopEnv
+from agentropy.envs.webshop.session import SUB_PAGES, PageView
 
 __all__ = ["ShopServer", "render_html"]
 

@@ -2,7 +2,7 @@
 
 The official ALFWorld game files cannot be downloaded here, so this module writes games in the
 same format (ALFWORLD.md sections 1-3) from what the ``alfworld`` wheel ships (see
-:mod:`envs.household.assets`). A game is a pure function of ``(split, task type, seed, scene
+:mod:`agentropy.envs.alfworld.assets`). A game is a pure function of ``(split, task type, seed, scene
 size)`` and the generator version: the random generator is seeded with ``"<split>|<task>|<seed>"``
 (plus the scene size when it is not the default), so splits never share a game.
 
@@ -27,9 +27,9 @@ and ``gen/scripts/generate_trajectories.py`` in ALFRED, read for the rules, not 
    never be used).
 5. The agent starts at a reachable point that is no receptacle's location (the intro then lists the
    room's receptacles, as in ALFWorld).
-6. The scripted oracle (:mod:`envs.household.oracle`) computes the shortest walkthrough; the game
+6. The scripted oracle (:mod:`agentropy.envs.alfworld.oracle`) computes the shortest walkthrough; the game
    is marked solvable only after the walkthrough has been replayed through the real engine (every
-   command admissible, ``won`` at the end): see :func:`envs.household.engine.verify`.
+   command admissible, ``won`` at the end): see :func:`agentropy.envs.alfworld.engine.verify`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from envs.household import assets
-from envs.household.oracle import TaskParams, World, plan
+from agentropy.envs.alfworld import assets
+from agentropy.envs.alfworld.oracle import TaskParams, World, plan
 
 __all__ = [
     "GENERATOR_VERSION",

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from agentropy.envs.alfworld import assets
+from agentropy.envs.alfworld import generator as gen
+from agentropy.envs.alfworld.env import TASKS_PER_TYPE, ALFWorldEnv, task_sentence
+from agentropy.envs.alfworld.generate import generate
+from agentropy.envs.alfworld.store import GameStore
 
-import envs  # noqa: F401
-from envs.household import assets
-from envs.household import generator as gen
-from envs.household.env import TASKS_PER_TYPE, ALFWorldEnv, task_sentence
-from envs.household.generate import generate
-from envs.household.store import GameStore
+from agentropy import envs  # noqa: F401
 
 TASK_TYPES = assets.ALFRED_TASK_TYPES
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,7 +274,7 @@ def test_bad_and_near_miss_commands_leave_the_game_intact(cache):
 def test_the_engine_memoisation_changes_no_output():
     """Engine memoises textworld's SAS translation and grammar parsing; the plain PddlEnv calls
     must give exactly the same texts and admissible lists."""
-    from envs.household.engine import Engine
+    from agentropy.envs.alfworld.engine import Engine
 
     scene = gen.sample_scene("valid_seen", "pick_two_obj_and_place", 1)
     game = gen.game_files(scene, None, solvable=False).game
@@ -362,7 +362,7 @@ def test_generated_games_play_in_alfworlds_own_env(tmp_path, cache):
     walkthroughs win there too."""
     data = tmp_path / "data"
     generate("valid_unseen", seeds=[0], task_types=TASK_TYPES[3:5], cache_dir=cache, out=data)
-    from envs.household.engine import _modules
+    from agentropy.envs.alfworld.engine import _modules
 
     _modules()  # imports alfworld without creating ~/.cache/alfworld
     from alfworld.agents.environment.alfred_tw_env import AlfredTWEnv

@@ -15,10 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from envs.core import MAX_ACTION_CHARS
-from envs.shop.catalog import Goal
-from envs.shop.session import BACK_TO_SEARCH, BUY_NOW, HITS_PER_PAGE, NEXT, PREV, SUB_PAGES, ShopSession
-from envs.shop.store import Shop
+from agentropy.envs.core import MAX_ACTION_CHARS
+from agentropy.envs.webshop.catalog import Goal
+from agentropy.envs.webshop.session import (
+    BACK_TO_SEARCH,
+    BUY_NOW,
+    HITS_PER_PAGE,
+    NEXT,
+    PREV,
+    SUB_PAGES,
+    ShopSession,
+)
+from agentropy.envs.webshop.store import Shop
 
 __all__ = ["ExpertPlan", "next_action", "plan_for"]
 

@@ -3,7 +3,7 @@
 The state machine follows WEBSHOP.md section 4 (pages Search, Results, Item, the Description /
 Features / Reviews sub-pages and Done), and :func:`render_text` its "simple" text mode
 (section 5): the page's visible text segments joined by `` [SEP] ``. The HTML pages of
-:mod:`envs.shop.web` render the same :class:`PageView`, so text and HTML show one state.
+:mod:`agentropy.envs.webshop.web` render the same :class:`PageView`, so text and HTML show one state.
 
 Actions are ``search[query]`` and ``click[x]`` for a clickable of the page. Search works where
 the search bar is, on the search page: the raw WebShop also accepts it elsewhere, but its agent
@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from envs.shop.catalog import Goal, Product
-from envs.shop.reward import RewardResult, compute_reward
-from envs.shop.store import Shop
+from agentropy.envs.webshop.catalog import Goal, Product
+from agentropy.envs.webshop.reward import RewardResult, compute_reward
+from agentropy.envs.webshop.store import Shop
 
 __all__ = [
     "HITS_PER_PAGE",

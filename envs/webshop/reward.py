@@ -30,10 +30,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from agentropy.envs.webshop.catalog import NO_CEILING, Goal, Product
 from rapidfuzz import fuzz
 from rapidfuzz import utils as fuzz_utils
-
-from envs.shop.catalog import NO_CEILING, Goal, Product
 
 __all__ = ["FUZZY_THRESHOLD", "RewardResult", "attribute_matches", "compute_reward",
            "token_set_ratio", "type_reward"]

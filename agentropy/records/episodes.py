@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agentropy.jsonl import AppendOnlyJsonl
+from agentropy.records.jsonl import AppendOnlyJsonl
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,13 +1,13 @@
-"""ScienceWorld (envs/science.py): gold paths win, scores and rewards follow the engine, the
+"""ScienceWorld (envs/scienceworld.py): gold paths win, scores and rewards follow the engine, the
 admissible-commands mode, the ambiguity dialog, the caches, and the JVM's heap cap."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import pytest
+from agentropy.envs.scienceworld import SCIENCE_TASKS, ScienceWorldEnv
 
-import envs  # noqa: F401
-from envs.science import SCIENCE_TASKS, ScienceWorldEnv
+from agentropy import envs  # noqa: F401
 
 FAST_GOLD_TASKS = ["find-animal", "lifespan-longest-lived", "power-component", "chemistry-mix"]
 

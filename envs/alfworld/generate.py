@@ -2,11 +2,11 @@
 
 Usage::
 
-    python -m envs.household.generate --split train --count 50            # 50 seeds x 6 task types
-    python -m envs.household.generate --split valid_unseen --count 24 --out data/alfworld
+    python -m agentropy.envs.alfworld.generate --split train --count 50            # 50 seeds x 6 task types
+    python -m agentropy.envs.alfworld.generate --split valid_unseen --count 24 --out data/alfworld
 
 Each game is sampled, solved by the scripted oracle and replayed through the real engine
-(:meth:`envs.household.store.GameStore.get`); games already in the cache are only read. Games are
+(:meth:`agentropy.envs.alfworld.store.GameStore.get`); games already in the cache are only read. Games are
 de-duplicated by problem hash: a key whose problem repeats an earlier one is reported and not
 copied to ``--out``. ``--out DIR`` also copies the games to ``DIR/json_2.1.1/<split>/...``, the
 official ALFWorld layout (playable with ``source="official", data_path=DIR`` or AlfredTWEnv).
@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs.household.assets import ALFRED_TASK_TYPES
-from envs.household.generator import SCENE_SIZES, SPLITS, oracle_walkthrough, sample_scene
-from envs.household.official import OFFICIAL_DIR
-from envs.household.store import GameStore
+from agentropy.envs.alfworld.assets import ALFRED_TASK_TYPES
+from agentropy.envs.alfworld.generator import SCENE_SIZES, SPLITS, oracle_walkthrough, sample_scene
+from agentropy.envs.alfworld.official import OFFICIAL_DIR
+from agentropy.envs.alfworld.store import GameStore
 
 __all__ = ["GenerationReport", "generate", "main"]
 
@@ -57,11 +57,11 @@ def generate(
         split: one of the three splits.
         seeds: the seeds to generate, for every task type.
         task_types: the task types.
-        scene_size: a key of :data:`~envs.household.generator.SCENE_SIZES`.
+        scene_size: a key of :data:`~agentropy.envs.alfworld.generator.SCENE_SIZES`.
         cache_dir: the cache folder (default: the env's default).
         out: if given, also copy the games to ``out/json_2.1.1/<split>/``.
     """
-    from envs.household.engine import Engine
+    from agentropy.envs.alfworld.engine import Engine
 
     store = GameStore(cache_dir, scene_size)
     engine = Engine()
@@ -92,7 +92,7 @@ def generate(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m envs.household.generate", description=__doc__.split("\n")[0]
+        prog="python -m agentropy.envs.alfworld.generate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--split", choices=SPLITS, default="train")
     parser.add_argument("--count", type=int, default=10, help="seeds 0..count-1 per task type")
