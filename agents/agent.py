@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentropy.agents.backends import BACKENDS
 from agentropy.agents.backends.base import Backend, Generation, SamplingParams, TurnContext
 from agentropy.agents.parsing import ParsedAction, parse_completion
 from agentropy.agents.prompts import EpisodeMemory, Prompt, PromptBuilder
@@ -117,22 +118,7 @@ def make_backend(config: AgentConfig, model_path: str | Path) -> tuple[Backend, 
         model_path: a model folder (``agentropy.agents.tiny.make_model`` or ``save_pretrained``)
             or a hub name.
     """
-    if config.backend == "vllm":
-        from agentropy.agents.backends.vllm import VLLMBackend
-
-        backend = VLLMBackend.from_config(config, model_path)
-        return backend, backend.tokenizer
-    if config.backend == "scripted":
-        from agentropy.agents.backends.scripted import ScriptedBackend
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        return ScriptedBackend(tokenizer, policy=config.scripted_policy), tokenizer
-    from agentropy.agents.backends.hf import HFBackend
-    from agentropy.agents.tiny import load_pretrained
-
-    model, tokenizer = load_pretrained(model_path, dtype=config.dtype)
-    return HFBackend(model, tokenizer, batch_size=config.generation_batch_size), tokenizer
+    return BACKENDS.get(config.backend)(config, model_path)
 
 
 def make_agent(config: AgentConfig, model_path: str | Path) -> Agent:

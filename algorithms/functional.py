@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
-from agentropy.algorithms.registry import AGGREGATIONS
+from agentropy.algorithms.registry import AGGREGATIONS, LR_SCHEDULES
 from torch import Tensor
 
 __all__ = [
@@ -675,6 +675,17 @@ def cosine_fall(step: int, horizon: int) -> float:
     return (1.0 + math.cos(math.pi * step / horizon)) / 2.0
 
 
+@LR_SCHEDULES.register("constant")
+def _constant_lr(progress: float, min_lr_ratio: float) -> float:
+    return 1.0
+
+
+@LR_SCHEDULES.register("cosine")
+def _cosine_lr(progress: float, min_lr_ratio: float) -> float:
+    # half a cosine from 1 to min_lr_ratio (EPO's runs: warmup 0.1, min ratio 0.2, 0.5 cycles)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def lr_multiplier(
     step: int,
     total_steps: int,
@@ -683,20 +694,15 @@ def lr_multiplier(
     warmup_ratio: float = 0.0,
     min_lr_ratio: float = 0.0,
 ) -> float:
-    """Learning-rate factor at ``step``: linear warmup, then constant or half-cosine decay.
-
-    Cosine (EPO's runs: warmup 0.1, min ratio 0.2, 0.5 cycles) goes from 1 after the warmup to
-    ``min_lr_ratio`` at ``total_steps``.
+    """Learning-rate factor at ``step``: linear warmup, then a registered schedule
+    (``constant``, or ``cosine`` from 1 after the warmup to ``min_lr_ratio`` at ``total_steps``).
     """
+    fn = LR_SCHEDULES.get(schedule)
     warmup = int(warmup_ratio * total_steps)
     if step < warmup:
         return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    if schedule != "cosine":
-        raise ValueError(f"unknown lr schedule {schedule!r}; known: constant, cosine")
     progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return fn(progress, min_lr_ratio)
 
 
 def tool_call_reward(num_actions: Tensor, *, coef: float = 0.1, cap: float = 1.0) -> Tensor:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from agentropy.algorithms.data import Trajectory, collate
 from agentropy.algorithms.functional import token_logprobs
+from agentropy.algorithms.registry import LR_SCHEDULES
 from agentropy.configs.schema import SFTConfig
 from torch import nn
 
@@ -50,7 +51,7 @@ def _lr_factor(step: int, total: int, warmup_ratio: float, min_ratio: float) -> 
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return LR_SCHEDULES.get("cosine")(min(progress, 1.0), min_ratio)
 
 
 def sft_train(

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from agentropy.agents.agent import Agent
+from agentropy.agents.backends import BACKENDS
 from agentropy.agents.backends.base import SamplingParams
 from agentropy.algorithms.checkpoint import (
     capture_rng,
@@ -135,8 +136,9 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.agent.backend == "scripted":
-            raise ConfigError("agent.backend: a scripted agent has nothing to train; use hf or vllm")
+        if not getattr(BACKENDS.get(cfg.agent.backend), "trains", True):
+            raise ConfigError(f"agent.backend: a {cfg.agent.backend} agent has nothing to train; "
+                              "use hf or vllm")
         if cfg.resume and Path(cfg.resume).resolve() != self.run_dir.resolve():
             raise ConfigError(f"resume: {cfg.resume} is not this run's folder {self.run_dir}")
         if cfg.torch_threads:
@@ -188,15 +190,10 @@ class Trainer:
         return path
 
     def _backend(self) -> Any:
-        cfg = self.cfg.agent
-        if cfg.backend == "vllm":
-            from agentropy.agents.backends.vllm import VLLMBackend
-
-            return VLLMBackend.from_config(cfg, self.model_path)
-        from agentropy.agents.backends.hf import HFBackend
-
-        # The learner trains this very model object: no weight copy is ever needed.
-        return HFBackend(self.model, self.tokenizer, batch_size=cfg.generation_batch_size)
+        # The HF backend serves the very model object the learner trains: no weight copy.
+        backend, _ = BACKENDS.get(self.cfg.agent.backend)(self.cfg.agent, self.model_path,
+                                                          policy=(self.model, self.tokenizer))
+        return backend
 
     def _pool(self, split: str, size: int) -> EnvPool:
         env = self.cfg.env

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentropy.configs.parts import check_name
 from hydra.core.config_store import ConfigStore
 
 __all__ = [
@@ -190,7 +191,7 @@ class AgentConfig:
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
     def __post_init__(self) -> None:
-        _choice("agent.backend", self.backend, ("hf", "vllm", "scripted"))
+        _registered("model backend", "agent.backend", self.backend)
         _choice("agent.dtype", self.dtype, ("float32", "bfloat16", "float16"))
         _choice("agent.prompt_mode", self.prompt_mode, ("step", "conversation"))
         _choice("agent.history_observation", self.history_observation, ("full", "first_sentence"))
@@ -207,15 +208,10 @@ class AgentConfig:
         _positive("agent.generation_batch_size", self.generation_batch_size)
 
 
-def _registered(registry_name: str, key: str, value: str) -> None:
-    """Raise ConfigError naming ``key`` unless ``value`` is in the named registry."""
-    import agentropy.algorithms.advantages  # noqa: F401  (registers the estimators)
-    import agentropy.algorithms.functional  # noqa: F401  (registers the aggregation modes)
-    import agentropy.algorithms.losses  # noqa: F401  (registers the policy losses)
-    from agentropy.algorithms import registry
-
+def _registered(kind: str, key: str, value: str) -> None:
+    """Raise ConfigError naming ``key`` unless ``value`` is a declared part of ``kind``."""
     try:
-        getattr(registry, registry_name).check(value, key)
+        check_name(kind, key, value)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -332,7 +328,7 @@ class PolicyLossConfig:
     """KL-Cov's beta (verl ``ppo_kl_coef``)"""
 
     def check(self, key: str) -> None:
-        _registered("POLICY_LOSSES", f"{key}.name", self.name)
+        _registered("policy loss", f"{key}.name", self.name)
         _positive(f"{key}.clip_low", self.clip_low, allow_zero=True)
         _positive(f"{key}.clip_high", self.clip_high, allow_zero=True)
         if self.dual_clip_c is not None and self.dual_clip_c <= 1:
@@ -536,14 +532,14 @@ class AlgorithmConfig:
     """seeds the learner's own random choices (shuffling, Clip-Cov picks, replay subsampling)"""
 
     def __post_init__(self) -> None:
-        _registered("ADVANTAGES", "algorithm.advantage", self.advantage)
-        _registered("AGGREGATIONS", "algorithm.aggregation", self.aggregation)
+        _registered("advantage estimator", "algorithm.advantage", self.advantage)
+        _registered("aggregation mode", "algorithm.aggregation", self.aggregation)
         self.policy_loss.check("algorithm.policy_loss")
         if self.advantage == "empg" and self.empg.over not in ("grpo", "gigpo"):
             raise ConfigError(
                 f"algorithm.empg.over: EMPG modulates a trajectory advantage (grpo or gigpo), "
                 f"got {self.empg.over!r} (base recipe {self.base!r})")
-        _choice("algorithm.lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        _registered("lr schedule", "algorithm.lr_schedule", self.lr_schedule)
         _choice("algorithm.old_logprobs", self.old_logprobs, ("recompute", "rollout"))
         _positive("algorithm.lr", self.lr)
         _positive("algorithm.weight_decay", self.weight_decay, allow_zero=True)

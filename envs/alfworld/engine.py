@@ -30,9 +30,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Engine", "Verdict", "verify"]
+from agentropy.envs.cache import default_cache_dir as family_cache_dir
+
+__all__ = ["Engine", "Verdict", "default_cache_dir", "verify"]
 
 #: Serialises the engine calls that swap in the memoised functions (and restore ``sys.argv``).
 _SWAP_LOCK = threading.RLock()
@@ -51,6 +54,12 @@ def _parse(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return copy.deepcopy(_PARSES[key])
 
 
+def default_cache_dir() -> Path:
+    """``$AGENTROPY_CACHE/household``, else ``~/.cache/agentropy/household``: the generated games
+    (:mod:`agentropy.envs.alfworld.store`), and ``$ALFWORLD_DATA`` while alfworld is imported."""
+    return family_cache_dir("household")
+
+
 @functools.cache
 def _modules() -> tuple[Any, Any, Any, Any]:
     """Import textworld and alfworld's wrappers without creating ``~/.cache/alfworld``.
@@ -59,8 +68,6 @@ def _modules() -> tuple[Any, Any, Any, Any]:
     exports the variable; when the user has not set it, it is pointed at agentropy's own cache
     folder for the import and removed from the environment afterwards.
     """
-    from agentropy.envs.alfworld.store import default_cache_dir
-
     unset = "ALFWORLD_DATA" not in os.environ and "alfworld.info" not in sys.modules
     if unset:
         folder = default_cache_dir()

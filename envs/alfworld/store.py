@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentropy.envs.alfworld.engine import Engine, default_cache_dir, verify
 from agentropy.envs.alfworld.generator import (
     GENERATOR_VERSION,
     GameFiles,
@@ -34,7 +35,6 @@ from agentropy.envs.alfworld.generator import (
     sample_scene,
     write_game,
 )
-from agentropy.envs.cache import default_cache_dir as family_cache_dir
 
 __all__ = ["MAX_ATTEMPTS", "GameStore", "StoredGame", "default_cache_dir"]
 
@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Scenes tried per key before giving up (a failure is a generator bug worth reporting).
 MAX_ATTEMPTS = 3
-
-
-def default_cache_dir() -> Path:
-    """``$AGENTROPY_CACHE/household``, else ``~/.cache/agentropy/household``."""
-    return family_cache_dir("household")
 
 
 @dataclass(frozen=True)
@@ -91,8 +86,6 @@ class GameStore:
         Raises:
             RuntimeError: if no attempt gives a verified game.
         """
-        from agentropy.envs.alfworld.engine import Engine, verify
-
         reasons = []
         for attempt in range(MAX_ATTEMPTS):
             scene = sample_scene(split, task_type, seed, self.scene_size, attempt=attempt)
