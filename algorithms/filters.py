@@ -24,7 +24,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from agentropy.configs.schema import FilterConfig
 
-__all__ = ["completion_texts", "is_incomplete", "response_keep", "group_keep", "needs_text"]
+__all__ = ["completion_texts", "is_incomplete", "response_keep", "response_filter", "group_keep",
+           "needs_text"]
 
 _ACTION = re.compile(r"<action>.*?</action>", re.DOTALL)
 
@@ -77,6 +78,12 @@ def response_keep(batch: TokenBatch, cfg: FilterConfig, texts: Sequence[str] | N
                                      count=cfg.ngram_repeats) for r in range(batch.batch_size)]
         keep &= ~torch.tensor(rows, dtype=torch.bool, device=keep.device)
     return keep
+
+
+def response_filter(batch: TokenBatch, cfg: FilterConfig, tokenizer=None) -> Tensor:
+    """:func:`response_keep`, decoding the completions first when a filter reads them."""
+    texts = completion_texts(batch, tokenizer) if needs_text(cfg) else None
+    return response_keep(batch, cfg, texts)
 
 
 def group_keep(batch: TokenBatch, scores: Tensor, cfg: FilterConfig) -> Tensor:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from agentropy.configs.parts import Registry
 
-__all__ = ["Registry", "ADVANTAGES", "AGGREGATIONS", "LR_SCHEDULES", "POLICY_LOSSES"]
+__all__ = ["Registry", "ADVANTAGES", "AGGREGATIONS", "LEARNER_PARTS", "LR_SCHEDULES", "POLICY_LOSSES"]
 
 #: Loss aggregation modes (:mod:`agentropy.algorithms.functional`):
 #: ``fn(mask (N, T) float, traj_ids (N,) long, norm_length: int | None) -> weights (N, T)``;
@@ -31,3 +31,7 @@ POLICY_LOSSES: Registry[Callable] = Registry.of("policy loss")
 #: Learning-rate schedules after the warmup (:mod:`agentropy.algorithms.functional`):
 #: ``fn(progress: float in [0, 1], min_lr_ratio: float) -> factor``.
 LR_SCHEDULES: Registry[Callable] = Registry.of("lr schedule")
+
+#: The learner's optional parts (the protocol: :mod:`agentropy.algorithms.parts`):
+#: ``fn(cfg: AlgorithmConfig, ctx: PartContext) -> LearnerPart | None`` (None: not used by ``cfg``).
+LEARNER_PARTS: Registry[Callable] = Registry.of("learner part")

@@ -1,24 +1,27 @@
-"""Stateful loss terms the learner owns: the entropy term (plain bonus or EPO) and the KL controller.
+"""The learner's regularising parts: the entropy term and the KL-to-reference term.
 
-Each is a small object with explicit state and ``state_dict()`` / ``load_state_dict()`` for
-checkpoints. The entropy terms share one interface (:class:`EntropyTerm`), so the learner adds
-"the entropy term" without knowing which one it has.
+The entropy terms share one interface (:class:`EntropyTerm`: the plain bonus here, EPO's
+smoothing in :mod:`agentropy.algorithms.epo`); :class:`EntropyPart` adds whichever one it holds
+to the loss, as a :class:`~agentropy.algorithms.parts.LearnerPart`. :class:`KLPart` holds the
+frozen reference and the :class:`KLController`. Each object has explicit state and
+``state_dict()`` / ``load_state_dict()`` for checkpoints.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agentropy.algorithms import functional as F
+from agentropy.algorithms.functional import kl_k3
+from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
+from agentropy.algorithms.registry import LEARNER_PARTS
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from agentropy.configs.schema import EPOConfig, KLConfig
+    from agentropy.algorithms.data import TokenBatch
+    from agentropy.configs.schema import AlgorithmConfig, KLConfig
 
-__all__ = ["EntropyTerm", "EntropyBonus", "EPORegularizer", "KLController"]
-
-#: EPO's entropy terms are nested averages: tokens within a turn, turns, trajectories.
-NESTED = "traj-mean-turn-mean-token-mean"
+__all__ = ["EntropyTerm", "EntropyBonus", "EntropyPart", "KLController", "KLPart"]
 
 
 class EntropyTerm(Protocol):
@@ -74,70 +77,6 @@ class EntropyBonus:
         pass
 
 
-class EPORegularizer:
-    """EPO's entropy regularisation with smoothing (arXiv 2509.22576, Algorithm 1; ALGORITHMS.md 5).
-
-    L_EPO = L_MT - lambda [L_H - beta_k L_smooth]: per token the loss gets
-    -lambda (H - beta_k alpha P(H)), with P the hinge of
-    :func:`~agentropy.algorithms.functional.epo_entropy_penalty` against H_W, the cumulative mean of the
-    batch mean token entropies of all earlier steps (not a sliding window). Both terms are
-    nested averages (tokens in a turn, turns, trajectories). At the first step there is no
-    history and L_smooth = 0.
-
-    Deviations from the released code, which this follows the paper against (ALGORITHMS.md
-    5.2): the hinge is differentiable (the code's penalty is a constant with no gradient), the
-    history is one scalar per step (not indexed by turn), smoothing is not gated on the turn
-    index, the schedule is the paper's beta_k, and it applies to PPO as well as GRPO.
-
-    Args:
-        cfg: alpha, kappa_l, kappa_r, gamma.
-        coef: lambda (``algorithm.entropy_coef``; the paper uses 0.001).
-        total_steps: K, the number of training steps (for beta_k).
-    """
-
-    aggregation: str | None = NESTED
-
-    def __init__(self, cfg: EPOConfig, coef: float, total_steps: int) -> None:
-        self.cfg = cfg
-        self.coef = coef
-        self.total_steps = total_steps
-        self._sum = 0.0
-        self._count = 0
-
-    @property
-    def hist_mean(self) -> float | None:
-        """H_W: the mean of the batch entropies of all earlier steps, or None before any."""
-        return self._sum / self._count if self._count else None
-
-    def beta(self, step: int) -> float:
-        return F.epo_beta(step, self.total_steps, gamma=self.cfg.gamma)
-
-    def per_token(self, entropy: Tensor, step: int) -> Tensor:
-        term = entropy
-        hist = self.hist_mean
-        if hist is not None:
-            penalty = F.epo_entropy_penalty(entropy, hist, kappa_l=self.cfg.kappa_l,
-                                            kappa_r=self.cfg.kappa_r)
-            term = entropy - self.beta(step) * self.cfg.alpha * penalty
-        return -self.coef * term
-
-    def observe(self, mean_entropy: float) -> None:
-        self._sum += float(mean_entropy)
-        self._count += 1
-
-    def metrics(self, step: int) -> dict[str, float]:
-        hist = self.hist_mean
-        return {"epo/hist_entropy": float("nan") if hist is None else hist,
-                "epo/beta": self.beta(step)}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"sum": self._sum, "count": self._count}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._sum = float(state["sum"])
-        self._count = int(state["count"])
-
-
 class KLController:
     """The coefficient of the KL-to-reference loss term: fixed, or adaptive towards a target.
 
@@ -161,3 +100,98 @@ class KLController:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.coef = float(state["coef"])
+
+
+class EntropyPart(LearnerPart):
+    """Adds an :class:`EntropyTerm` to every pass's loss, aggregated by the term's own mode.
+
+    Logs ``<prefix>/loss_entropy``, the term's metrics, and feeds it the step's mean token
+    entropy (``actor/entropy``).
+    """
+
+    def __init__(self, term: EntropyTerm) -> None:
+        self.term = term
+        self.entropy_grad = term.coef > 0
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        weights = ctx.weights(self.term.aggregation)[rows, :micro.seq_len]
+        value = (self.term.per_token(fw.entropy, ctx.step) * weights).sum()
+        return [LossTerm("loss_entropy", value)]
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        for name, value in self.term.metrics(step).items():
+            tally.add(name, value)
+        mean_entropy = tally.get("actor/entropy")
+        if mean_entropy is not None:
+            self.term.observe(mean_entropy)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"entropy_term": self.term.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.term.load_state_dict(state["entropy_term"])
+
+
+@LEARNER_PARTS.register("entropy_bonus")
+def _entropy_bonus(cfg: AlgorithmConfig, ctx: PartContext) -> EntropyPart | None:
+    # EPO's term replaces the plain bonus (the "epo" part).
+    return None if cfg.epo.enabled else EntropyPart(EntropyBonus(cfg.entropy_coef))
+
+
+class KLPart(LearnerPart):
+    """The KL-to-reference term: k3 against a frozen reference, weighted like the policy loss.
+
+    The reference is the model given to the learner, or a frozen copy of the policy as it is
+    when the learner is built (then saved in the checkpoint). Reference log-probs are computed
+    in the old-policy pass while the coefficient is > 0; rows without them (the replay's) get
+    no KL term. Logs ``<prefix>/kl_ref``, ``<prefix>/loss_kl`` and ``kl/coef``.
+    """
+
+    def __init__(self, cfg: KLConfig, ctx: PartContext) -> None:
+        self.controller = KLController(cfg)
+        self.forward = ctx.forward
+        self.owns_ref = False
+        self.ref_model = ctx.ref_model
+        if cfg.coef > 0 and self.ref_model is None:
+            self.ref_model, self.owns_ref = copy.deepcopy(ctx.model), True
+        if self.ref_model is not None:
+            self.ref_model.requires_grad_(False)
+
+    def old_columns(self) -> tuple[str, ...]:
+        return ("ref_logprobs",) if self.ref_model is not None and self.controller.coef > 0 else ()
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        if not self.old_columns():
+            return {}
+        return {"ref_logprobs": self.forward(self.ref_model, micro, hidden=False, entropy_grad=False).logp}
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        coef = self.controller.coef
+        if coef <= 0 or micro.ref_logprobs is None:
+            return []
+        kl_ref = kl_k3(fw.logp, micro.ref_logprobs) * micro.loss_mask
+        kl = (kl_ref * ctx.weights()[rows, :micro.seq_len]).sum()
+        ctx.tally.add(f"{ctx.prefix}/kl_ref", kl_ref.sum(), micro.loss_mask.sum())
+        return [LossTerm("loss_kl", kl, coef=coef)]
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        kl = tally.get("actor/kl_ref")
+        if kl is not None:
+            self.controller.update(kl, rows)
+        tally.add("kl/coef", self.controller.coef)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"kl": self.controller.state_dict()}
+        if self.owns_ref:
+            state["ref_model"] = self.ref_model.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.controller.load_state_dict(state["kl"])
+        if self.owns_ref and "ref_model" in state:
+            self.ref_model.load_state_dict(state["ref_model"])
+
+
+@LEARNER_PARTS.register("kl")
+def _kl(cfg: AlgorithmConfig, ctx: PartContext) -> KLPart:
+    return KLPart(cfg.kl, ctx)

@@ -13,24 +13,33 @@ Three pieces, each with ``state_dict()`` / ``load_state_dict()``:
   rows beat the median historical group mean; recalibrate their advantages against that median;
   subsample to a power of two; empty the buffer after each replay.
 
-The replay loss itself (its own clip-cov parameters, own optimizer steps, rising curriculum)
-is the learner's (:mod:`agentropy.algorithms.learner`).
+- :class:`ReplayPart`: the learner part (``replay``): per update it records the baseline, draws
+  a replay batch that the learner trains on after each epoch's on-policy mini-batches (its own
+  policy loss and clip-cov parameters, own optimizer steps, scaled by the rising curriculum),
+  admits the step's rows, and reports the buffer's rows for ``RUN/replay.jsonl``.
+
+Settings: :class:`agentropy.configs.schema.ReplayConfig`. SPEAR's tool-call bonus is a reward
+setting (``algorithm.reward.tool_call_*``, :func:`agentropy.algorithms.advantages.reward_signals`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from agentropy.algorithms import functional as F
+from agentropy.algorithms import functional as fn
 from agentropy.algorithms.data import TokenBatch
+from agentropy.algorithms.parts import ExtraPass, LearnerPart, PartContext, Tally
+from agentropy.algorithms.registry import LEARNER_PARTS, POLICY_LOSSES
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from agentropy.configs.schema import ReplayConfig
+    from agentropy.algorithms.advantages import RewardSignals
+    from agentropy.configs.schema import AlgorithmConfig, ReplayConfig
 
-__all__ = ["ReplayBuffer", "BaselineBuffer", "SelfImitation", "group_score_stats"]
+__all__ = ["ReplayBuffer", "BaselineBuffer", "SelfImitation", "ReplayPart", "group_score_stats"]
 
 #: The per-row columns of a :class:`ReplayBuffer`, with their dtypes.
 _ROW_COLUMNS = {
@@ -322,7 +331,7 @@ def group_score_stats(scores: Tensor, traj_index: Tensor, group_index: Tensor) -
     traj_group = torch.zeros(n, dtype=torch.long, device=scores.device)
     traj_group[traj] = group_index
     groups, first = torch.unique(traj_group, return_inverse=True)
-    mean, std, _ = F.group_stats(traj_score, traj_group)
+    mean, std, _ = fn.group_stats(traj_score, traj_group)
     out_mean = torch.zeros(groups.numel(), dtype=scores.dtype, device=scores.device)
     out_std = torch.zeros_like(out_mean)
     out_mean[first] = mean
@@ -425,3 +434,70 @@ class SelfImitation:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.buffer.load_state_dict(state["buffer"])
         self.baseline.load_state_dict(state["baseline"])
+
+
+class ReplayPart(LearnerPart):
+    """SPEAR's self-imitation as a learner part (module docstring).
+
+    Args:
+        cfg: the algorithm (``replay``, and ``group.norm_by_std`` for recalibration).
+        ctx: the device, the row width (``max_seq_len``) and the learner's random source.
+    """
+
+    def __init__(self, cfg: AlgorithmConfig, ctx: PartContext) -> None:
+        if ctx.max_seq_len is None:
+            raise ValueError("algorithm.replay needs max_seq_len (the replay buffer's row width)")
+        self.cfg = cfg.replay
+        self.imitation = SelfImitation(cfg.replay, ctx.max_seq_len, ctx.device,
+                                       norm_by_std=cfg.group.norm_by_std)
+        self.loss_fn = POLICY_LOSSES.get(cfg.replay.policy_loss.name)
+        self.generator = ctx.generator
+        self.labels: dict[int, list[str]] = {}  # global step -> trajectory labels of its batch
+        self._passes: list[ExtraPass] = []
+
+    def before_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally,
+                      labels: Sequence[str] | None) -> None:
+        coef = self.cfg.loss_coef * fn.cosine_rise(step, self.cfg.loss_steps)
+        self.labels[step] = list(labels or ())
+        self.imitation.record_baseline(step, signals.scores, batch)
+        tally.add("replay/size", len(self.imitation.buffer))
+        tally.add("replay/effective", self.imitation.effective_size())
+        tally.add("replay/coef", coef)
+        drawn = self.imitation.draw(self.generator)
+        tally.add("replay/rows", 0 if drawn is None else drawn.batch_size)
+        self._passes = ([ExtraPass(drawn, self.loss_fn, self.cfg.policy_loss, coef, "replay")]
+                        if drawn is not None and coef > 0 else [])
+
+    def extra_passes(self) -> list[ExtraPass]:
+        return self._passes
+
+    def after_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally) -> None:
+        self._passes = []
+        tally.count("replay/admitted", self.imitation.admit(batch, signals.scores, step))
+        # Keep the labels of the steps that still have rows in the buffer.
+        live = {int(s) for s in self.imitation.buffer.columns["step"][self.imitation.buffer.valid].tolist()}
+        self.labels = {s: v for s, v in self.labels.items() if s in live}
+
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """``replay``: the buffer's rows, oldest first: ``episode_id`` (the trajectory's label),
+        ``turn``, ``advantage``, ``score`` and ``step`` (global step of admission)."""
+        rows = []
+        for r in self.imitation.buffer.snapshot():
+            ids = self.labels.get(int(r["step"]), [])
+            ti = int(r["traj_index"])
+            rows.append({"episode_id": ids[ti] if ti < len(ids) else "", "turn": int(r["turn"]),
+                         "advantage": float(r["advantage"]), "score": float(r["score"]),
+                         "step": int(r["step"])})
+        return {"replay": rows}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"replay": {**self.imitation.state_dict(), "labels": self.labels}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.imitation.load_state_dict(state["replay"])
+        self.labels = {int(k): list(v) for k, v in state["replay"].get("labels", {}).items()}
+
+
+@LEARNER_PARTS.register("replay")
+def _replay(cfg: AlgorithmConfig, ctx: PartContext) -> ReplayPart | None:
+    return ReplayPart(cfg, ctx) if cfg.replay.enabled else None

@@ -171,7 +171,6 @@ class Trainer:
         self.learner: Learner | None = None
         self.metrics: MetricsLog | None = None
         self.start_iteration = 0
-        self._episode_ids: dict[int, list[str]] = {}  # learner step -> episode ids of its batch
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             _InfoColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -296,22 +295,24 @@ class Trainer:
         advantages: dict[str, list[float]] = {}
         if good:
             batch = collate(good, pad_token_id=self.tokenizer.pad_token_id)
-            self._episode_ids[self.learner.step] = [t.episode_id for t in good]
             with self._timed(row, "time/update_s"):
-                row.update(self.learner.update(batch))
-            assert self.learner.row_advantages is not None
-            per_row = self.learner.row_advantages.detach().cpu().tolist()
+                result = self.learner.update(batch, labels=[t.episode_id for t in good])
+            row.update(result.metrics)
+            per_row = result.row_advantages.detach().cpu().tolist()
             rows = zip(batch.traj_index.tolist(), batch.turn_index.tolist(), per_row, strict=True)
             for ti, k, adv in rows:
                 advantages.setdefault(good[ti].episode_id, [math.nan] * good[ti].length)[k] = adv
+            records = result.records
         else:
             log.warning("iteration %d: every episode failed; no update", iteration)
+            records = self.learner.records()
 
         # The episodes, now with the advantage each turn was trained with.
         for record in records:
             adv = advantages.get(record.episode_id)
             self.episodes.append(_with_advantages(record, adv) if adv else record)
-        self._log_replay(iteration)
+        if "replay" in records:  # the replay buffer's rows, with their episode ids
+            self.replay_log.write_line(json.dumps({"iteration": iteration, "rows": records["replay"]}))
         self._sync_weights(version=iteration)
 
         # Evaluation, metrics, checkpoint.
@@ -359,21 +360,6 @@ class Trainer:
         self.model.eval()
         self.agent.backend.update_weights(self.model.state_dict(), version=version)
 
-    def _log_replay(self, iteration: int) -> None:
-        if self.learner is None or self.learner.replay is None:
-            return
-        rows = []
-        for r in self.learner.replay_snapshot():
-            ids = self._episode_ids.get(int(r["step"]), [])
-            ti = int(r["traj_index"])
-            rows.append({"episode_id": ids[ti] if ti < len(ids) else "", "turn": int(r["turn"]),
-                         "advantage": float(r["advantage"]), "score": float(r["score"]),
-                         "step": int(r["step"])})
-        self.replay_log.write_line(json.dumps({"iteration": iteration, "rows": rows}))
-        # Keep the episode ids of the steps that still have rows in the buffer.
-        live = {int(r["step"]) for r in rows} | {self.learner.step - 1}
-        self._episode_ids = {s: v for s, v in self._episode_ids.items() if s in live}
-
     # ------------------------------------------------------------------ persistence
     def _open_metrics(self, *, start_iteration: int, truncate_to: int) -> MetricsLog:
         from omegaconf import OmegaConf
@@ -390,7 +376,6 @@ class Trainer:
         state = {
             "learner": self.learner.state_dict(),
             "rng": capture_rng(),
-            "episode_ids": self._episode_ids,
             "policy_version": self.agent.policy_version,
         }
         meta = {
@@ -416,7 +401,6 @@ class Trainer:
                                           truncate_to=ckpt.meta["metrics_offset"])
         self.learner = self._make_learner()
         self.learner.load_state_dict(ckpt.state["learner"])
-        self._episode_ids = dict(ckpt.state["episode_ids"])
         restore_rng(ckpt.state["rng"])
         self.start_iteration = ckpt.iteration
         self._sync_weights(version=int(ckpt.state["policy_version"]))

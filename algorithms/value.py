@@ -1,6 +1,8 @@
-"""PPO's value function: a linear head on a causal LM's last hidden state.
+"""PPO's critic: a value function on a causal LM's last hidden state, and the learner part
+that trains it (settings: :class:`agentropy.configs.schema.PPOConfig`).
 
-Two ways to use it (ALGORITHMS.md 1):
+The ``critic`` part is built when the advantage estimator needs values (``gae``). Two layouts
+(ALGORITHMS.md 1):
 
 - shared backbone (the learner's default for PPO): a :class:`ValueHead` reads the policy's own
   last hidden state from the same forward pass, so PPO costs one forward + backward on CPU; the
@@ -15,10 +17,19 @@ value of the state that generates token t, i.e. the head applied to the hidden s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
+from agentropy.algorithms.data import TokenBatch
+from agentropy.algorithms.functional import value_loss
+from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
+from agentropy.algorithms.registry import LEARNER_PARTS
 from torch import Tensor, nn
 
-__all__ = ["ValueHead", "Critic"]
+if TYPE_CHECKING:
+    from agentropy.configs.schema import AlgorithmConfig
+
+__all__ = ["ValueHead", "Critic", "SharedCritic", "SeparateCritic"]
 
 
 class ValueHead(nn.Module):
@@ -59,3 +70,104 @@ class Critic(nn.Module):
         """(B, T) ids and mask -> (B, T) values aligned with the tokens."""
         out = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         return self.head(out.last_hidden_state)
+
+
+class SharedCritic(LearnerPart):
+    """A :class:`ValueHead` on the policy's own last hidden state, in the policy's optimizer at
+    ``ppo.critic_lr``; its loss, weighted by ``ppo.value_coef``, flows into the backbone."""
+
+    def __init__(self, cfg: AlgorithmConfig, ctx: PartContext) -> None:
+        self.cfg = cfg.ppo
+        dtype = next(ctx.model.parameters()).dtype
+        self.head = ValueHead(ctx.model.config.hidden_size).to(ctx.device, dtype)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.head.parameters()), "lr": self.cfg.critic_lr, "weight_decay": 0.0}]
+
+    def old_columns(self) -> tuple[str, ...]:
+        return ("values",)
+
+    def old_hidden(self) -> bool:
+        return True
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        return {"values": self.values(micro, fw) * micro.loss_mask}
+
+    def values(self, micro: TokenBatch, fw: Any) -> Tensor:
+        return self.head(fw.hidden)
+
+    def wants_hidden(self, micro: TokenBatch) -> bool:
+        return micro.returns is not None
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        if micro.returns is None:  # rows without value targets (the replay's)
+            return []
+        v_loss = value_loss(self.values(micro, fw), micro.values, micro.returns, clip=self.cfg.value_clip)
+        value = (v_loss * ctx.weights("token-mean")[rows, :micro.seq_len]).sum()
+        return [LossTerm("loss_value", value, coef=self.coef, scaled=False)]
+
+    @property
+    def coef(self) -> float:
+        return self.cfg.value_coef
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value_head": self.head.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.head.load_state_dict(state["value_head"])
+
+
+class SeparateCritic(SharedCritic):
+    """A separate :class:`Critic` with its own optimizer at ``ppo.critic_lr`` and the policy's LR
+    schedule; its loss has weight 1 and gradients clipped like the policy's."""
+
+    def __init__(self, cfg: AlgorithmConfig, ctx: PartContext) -> None:
+        self.cfg = cfg.ppo
+        self.critic = ctx.value_model
+        self.optimizer = torch.optim.AdamW(self.critic.parameters(), lr=cfg.ppo.critic_lr,
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, ctx.lr_factor)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return []
+
+    def old_hidden(self) -> bool:
+        return False
+
+    def values(self, micro: TokenBatch, fw: Any) -> Tensor:
+        return self.critic(micro.input_ids, micro.attention_mask)
+
+    def wants_hidden(self, micro: TokenBatch) -> bool:
+        return False
+
+    @property
+    def coef(self) -> float:
+        return 1.0
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def clip_grad(self, max_norm: float) -> None:
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), max_norm)
+
+    def optimizer_step(self) -> None:
+        self.optimizer.step()
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"critic": self.critic.state_dict(), "critic_optimizer": self.optimizer.state_dict(),
+                "critic_scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.optimizer.load_state_dict(state["critic_optimizer"])
+        self.scheduler.load_state_dict(state["critic_scheduler"])
+
+
+@LEARNER_PARTS.register("critic")
+def _critic(cfg: AlgorithmConfig, ctx: PartContext) -> SharedCritic | None:
+    if "values" not in ctx.needs:
+        return None
+    return SharedCritic(cfg, ctx) if ctx.value_model is None else SeparateCritic(cfg, ctx)

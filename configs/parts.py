@@ -45,6 +45,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "constant": _FUNCTIONAL,
         "cosine": _FUNCTIONAL,
     },
+    "learner part": {
+        # built in this order, and called in this order at each of the learner's fixed points
+        "entropy_bonus": "agentropy.algorithms.regularizers",
+        "epo": "agentropy.algorithms.epo",
+        "kl": "agentropy.algorithms.regularizers",
+        "critic": "agentropy.algorithms.value",
+        "replay": "agentropy.algorithms.replay",
+    },
     "model backend": {
         "hf": _BACKENDS,
         "vllm": _BACKENDS,

@@ -38,10 +38,10 @@ def _learner(model_dir, cfg, *, dtype=torch.float32, **kw):
 
 def _trainable(learner):
     named = dict(learner.model.named_parameters())
-    if learner.value_head is not None:
-        named.update({f"value_head.{n}": p for n, p in learner.value_head.named_parameters()})
-    if learner.critic is not None:
-        named.update({f"critic.{n}": p for n, p in learner.critic.named_parameters()})
+    critic = learner.parts.get("critic")
+    for name in ("head", "critic"):
+        if hasattr(critic, name):
+            named.update({f"{name}.{n}": p for n, p in getattr(critic, name).named_parameters()})
     return {n: p for n, p in named.items() if p.requires_grad}
 
 
@@ -58,7 +58,8 @@ def test_one_step_changes_every_parameter(tiny_model_dir, algorithm, base):
     learner, tokenizer = _learner(tiny_model_dir, _cfg(*overrides))
     before = {n: p.detach().clone() for n, p in _trainable(learner).items()}
     batch = make_batch(tokenizer, groups=2, group_size=2)
-    metrics = learner.update(batch)
+    result = learner.update(batch)
+    metrics = result.metrics
     unchanged = [n for n, p in _trainable(learner).items() if torch.equal(p, before[n])]
     assert not unchanged, unchanged
     assert metrics["actor/optimizer_steps"] == 1 and metrics["batch/rows"] > 0
@@ -66,17 +67,17 @@ def test_one_step_changes_every_parameter(tiny_model_dir, algorithm, base):
         assert math.isfinite(metrics[key]), key
     assert metrics["adv/std"] > 0
     assert learner.step == 1
-    assert learner.row_advantages.shape == (batch.batch_size,)
-    assert torch.isfinite(learner.row_advantages).all()
+    assert result.row_advantages.shape == (batch.batch_size,)
+    assert torch.isfinite(result.row_advantages).all()
 
 
 def test_ppo_with_a_separate_critic(tiny_model_dir):
     critic_backbone, _ = load_pretrained(tiny_model_dir)
     learner, tokenizer = _learner(tiny_model_dir, _cfg("algorithm=ppo"),
                                   value_model=Critic(critic_backbone))
-    assert learner.value_head is None and learner.critic is not None
+    assert not hasattr(learner.parts["critic"], "head") and learner.parts["critic"].critic is not None
     before = {n: p.detach().clone() for n, p in _trainable(learner).items()}
-    metrics = learner.update(make_batch(tokenizer))
+    metrics = learner.update(make_batch(tokenizer)).metrics
     assert not [n for n, p in _trainable(learner).items() if torch.equal(p, before[n])]
     assert math.isfinite(metrics["actor/loss_value"])
 
@@ -116,16 +117,19 @@ def test_spear_replays_rows_from_the_device_buffer(tiny_model_dir):
     # gamma_1 = (1 - cos(pi / 2)) / 2 = 0.5 (loss_steps 2), and the buffer is emptied first.
     cfg = _cfg("algorithm=spear", "algorithm.replay.trigger=0.5", "algorithm.replay.loss_steps=2")
     learner, tokenizer = _learner(tiny_model_dir, cfg)
-    m0 = learner.update(make_batch(tokenizer, seed=0))
+    r0 = learner.update(make_batch(tokenizer, seed=0))
+    m0 = r0.metrics
     assert m0["replay/rows"] == 0 and m0["replay/admitted"] > 0
-    snapshot = learner.replay_snapshot()
+    snapshot = r0.records["replay"]
+    assert snapshot == learner.records()["replay"]
     assert len(snapshot) == m0["replay/admitted"] and all(r["step"] == 0 for r in snapshot)
     assert all(r["advantage"] > 0 for r in snapshot)
-    m1 = learner.update(make_batch(tokenizer, seed=1))
+    r1 = learner.update(make_batch(tokenizer, seed=1))
+    m1 = r1.metrics
     assert m1["replay/rows"] == 2 and m1["replay/optimizer_steps"] == 1
     assert m1["replay/coef"] == pytest.approx(0.5)
     assert math.isfinite(m1["replay/loss_policy"])
-    assert all(r["step"] == 1 for r in learner.replay_snapshot())
+    assert all(r["step"] == 1 for r in r1.records["replay"])
 
 
 def test_checkpoint_restores_the_whole_learner(tiny_model_dir, tmp_path):
@@ -142,30 +146,31 @@ def test_checkpoint_restores_the_whole_learner(tiny_model_dir, tmp_path):
     a.update(b0)
     path = save_checkpoint(tmp_path, 1, model_state=a.model.state_dict(),
                            state={"learner": a.state_dict()}, meta={})
-    m_a = a.update(b1)
+    m_a = a.update(b1).metrics
 
     saved = load_checkpoint(path)
     b, _ = _learner(tiny_model_dir, cfg)
     b.model.load_state_dict(saved.model_state)
     b.load_state_dict(saved.state["learner"])
-    assert b.step == 1 and b.entropy_term.hist_mean == pytest.approx(m_a["epo/hist_entropy"])
-    m_b = b.update(b1)
+    assert b.step == 1 and b.parts["epo"].term.hist_mean == pytest.approx(m_a["epo/hist_entropy"])
+    m_b = b.update(b1).metrics
     assert m_b.keys() == m_a.keys()
     for key, value in m_a.items():
         assert m_b[key] == pytest.approx(value, rel=1e-5, abs=1e-7, nan_ok=True), key
     for (name, p), q in zip(a.model.named_parameters(), b.model.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-7), name
-    assert a.replay_snapshot() == b.replay_snapshot()
+    assert a.records() == b.records()
 
 
 def test_reference_is_the_initial_model_and_is_frozen(tiny_model_dir):
     learner, tokenizer = _learner(tiny_model_dir, _cfg("algorithm=grpo", "algorithm.lr=1e-3"))
     first = copy.deepcopy(learner.model.state_dict())
     learner.update(make_batch(tokenizer))
-    for name, p in learner.ref_model.state_dict().items():
+    ref_model = learner.parts["kl"].ref_model
+    for name, p in ref_model.state_dict().items():
         assert torch.equal(p, first[name]), name
-    assert not any(p.requires_grad for p in learner.ref_model.parameters())
-    metrics = learner.update(make_batch(tokenizer, seed=1))
+    assert not any(p.requires_grad for p in ref_model.parameters())
+    metrics = learner.update(make_batch(tokenizer, seed=1)).metrics
     assert metrics["actor/kl_ref"] > 0
 
 
@@ -185,7 +190,7 @@ def test_response_and_group_filters(tiny_model_dir):
            make_turn(tokenizer, rng, "pantry", reward=0.0, finish="length"))
     trajs[1] = dataclasses.replace(trajs[1], turns=trajs[1].turns + bad)
     batch = collate(trajs, pad_token_id=tokenizer.pad_token_id)
-    metrics = learner.update(batch)
+    metrics = learner.update(batch).metrics
     assert metrics["batch/filtered_rows"] == 2 and metrics["batch/dropped_rows"] == 0
 
     cfg = _cfg("algorithm=drbot", "algorithm.filters.group_keep_ratio=0.5")
@@ -194,9 +199,9 @@ def test_response_and_group_filters(tiny_model_dir):
     trajs = make_trajectories(tokenizer, groups=2, group_size=2)
     trajs[2] = dataclasses.replace(trajs[2], won=False)
     rows_group1 = sum(t.length for t in trajs[2:])
-    metrics = learner.update(collate(trajs, pad_token_id=tokenizer.pad_token_id))
-    assert metrics["batch/dropped_rows"] == rows_group1
-    assert int(learner.row_advantages.isnan().sum()) == rows_group1
+    result = learner.update(collate(trajs, pad_token_id=tokenizer.pad_token_id))
+    assert result.metrics["batch/dropped_rows"] == rows_group1
+    assert int(result.row_advantages.isnan().sum()) == rows_group1
     assert isinstance(trajs[0], Trajectory)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from agentropy.algorithms.regularizers import NESTED, EntropyBonus, EPORegularizer, KLController
+from agentropy.algorithms.epo import NESTED, EPORegularizer
+from agentropy.algorithms.regularizers import EntropyBonus, KLController
 from agentropy.configs.schema import EPOConfig, KLConfig
 
 
