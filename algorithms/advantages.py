@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from agentropy.algorithms import functional as F
+from agentropy.algorithms import functional as fn
 from agentropy.algorithms.data import TokenBatch
 from agentropy.algorithms.registry import ADVANTAGES
 from torch import Tensor
@@ -72,8 +72,8 @@ def reward_signals(batch: TokenBatch, cfg: RewardConfig, step: int) -> RewardSig
         step_rewards = cfg.scale * batch.rewards
         outcome = cfg.scale * batch.episode_return
     penalties = cfg.invalid_action_penalty * (~batch.action_is_valid).to(dtype)
-    weight = 1.0 if cfg.tool_call_schedule == "constant" else F.cosine_fall(step, cfg.tool_call_steps)
-    bonus = weight * F.tool_call_reward(batch.num_turns, coef=cfg.tool_call_coef, cap=cfg.tool_call_cap)
+    weight = 1.0 if cfg.tool_call_schedule == "constant" else fn.cosine_fall(step, cfg.tool_call_steps)
+    bonus = weight * fn.tool_call_reward(batch.num_turns, coef=cfg.tool_call_coef, cap=cfg.tool_call_cap)
     scores = outcome + bonus.to(dtype) - penalties
     return RewardSignals(scores=scores, step_rewards=step_rewards, penalties=penalties,
                          tool_weight=weight if cfg.tool_call_coef > 0 else 0.0)
@@ -115,9 +115,9 @@ AdvantageFn = Callable[[TokenBatch, "AlgorithmConfig", AdvantageInputs], Advanta
 
 
 def _needs(*what: str) -> Callable[[AdvantageFn], AdvantageFn]:
-    def mark(fn: AdvantageFn) -> AdvantageFn:
-        fn.needs = frozenset(what)  # type: ignore[attr-defined]
-        return fn
+    def mark(estimator: AdvantageFn) -> AdvantageFn:
+        estimator.needs = frozenset(what)  # type: ignore[attr-defined]
+        return estimator
 
     return mark
 
@@ -144,22 +144,11 @@ def episode_advantages(scores: Tensor, batch: TokenBatch, group: GroupConfig) ->
         (B,) advantages.
     """
     if group.over_rows:
-        return F.grpo_advantages(scores, batch.group_index, norm_by_std=group.norm_by_std,
+        return fn.grpo_advantages(scores, batch.group_index, norm_by_std=group.norm_by_std,
                                  eps=group.eps)
-    _, traj = torch.unique(batch.traj_index, return_inverse=True)
-    n = int(traj.max()) + 1
-    rows = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(
-        0, traj, torch.ones_like(scores))
-    traj_score = torch.zeros_like(rows).index_add_(0, traj, scores) / rows
-    traj_group = torch.zeros(n, dtype=torch.long, device=scores.device)
-    traj_group[traj] = batch.group_index
-    mean, std, count = (x[traj] for x in F.group_stats(traj_score, traj_group))
-    single = count < 2
-    mean = torch.where(single, torch.zeros_like(mean), mean)
-    if not group.norm_by_std:
-        return scores - mean
-    std = torch.where(single, torch.ones_like(std), std)
-    return (scores - mean) / (std + group.eps)
+    traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
+    mean, std = (x[traj] for x in fn.grpo_baseline(traj_score, traj_group))
+    return fn.normalise(scores, mean, std, norm_by_std=group.norm_by_std, eps=group.eps)
 
 
 @ADVANTAGES.register("grpo")
@@ -172,9 +161,9 @@ def grpo(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> Ad
 def _gigpo_rows(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> Tensor:
     signals = inputs.signals
     episode = episode_advantages(signals.scores, batch, cfg.group)
-    returns = F.trajectory_returns(signals.step_rewards, batch.traj_index, batch.turn_index,
+    returns = fn.trajectory_returns(signals.step_rewards, batch.traj_index, batch.turn_index,
                                    cfg.gigpo.gamma) - signals.penalties
-    step = F.gigpo_step_advantages(returns, batch.anchor_index, norm_by_std=cfg.group.norm_by_std,
+    step = fn.gigpo_step_advantages(returns, batch.anchor_index, norm_by_std=cfg.group.norm_by_std,
                                    eps=cfg.group.eps)
     return episode + cfg.gigpo.step_weight * step
 
@@ -209,7 +198,7 @@ def empg(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> Ad
         raise ValueError(f"empg needs a per-row trajectory advantage; {cfg.empg.over!r} has none")
     mask = batch.loss_mask.to(inputs.old_entropy.dtype)
     step_entropy = (inputs.old_entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
-    rows = F.empg_advantages(inner.row_advantages, step_entropy.to(inner.row_advantages.dtype),
+    rows = fn.empg_advantages(inner.row_advantages, step_entropy.to(inner.row_advantages.dtype),
                              batch.traj_index, batch.turn_index, k=cfg.empg.k,
                              k_next=cfg.empg.k_next, zeta=cfg.empg.zeta, eps=cfg.empg.eps)
     return _broadcast(rows, batch)
@@ -233,8 +222,8 @@ def gae(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> Adv
     has = batch.completion_length > 0
     rows = torch.arange(batch.batch_size, device=values.device)
     rewards[rows[has], last[has]] = inputs.signals.scores[has]
-    adv, returns = F.gae_advantages(rewards, values, batch.loss_mask, gamma=cfg.ppo.gamma,
+    adv, returns = fn.gae_advantages(rewards, values, batch.loss_mask, gamma=cfg.ppo.gamma,
                                     lam=cfg.ppo.lam)
     if cfg.ppo.whiten:
-        adv = F.masked_whiten(adv, batch.loss_mask)
+        adv = fn.masked_whiten(adv, batch.loss_mask)
     return AdvantageOutput(advantages=adv, returns=returns)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from agentropy.algorithms import functional as F
+from agentropy.algorithms import functional as fn
 from agentropy.algorithms.data import TokenBatch
 from torch import Tensor
 
@@ -74,7 +74,7 @@ def response_keep(batch: TokenBatch, cfg: FilterConfig, texts: Sequence[str] | N
                for t in texts]
         keep &= ~torch.tensor(bad, dtype=torch.bool, device=keep.device)
     if cfg.repetitive:
-        rows = [F.has_repeated_ngram(batch.input_ids[r][batch.loss_mask[r]], n=cfg.ngram,
+        rows = [fn.has_repeated_ngram(batch.input_ids[r][batch.loss_mask[r]], n=cfg.ngram,
                                      count=cfg.ngram_repeats) for r in range(batch.batch_size)]
         keep &= ~torch.tensor(rows, dtype=torch.bool, device=keep.device)
     return keep
@@ -105,16 +105,10 @@ def group_keep(batch: TokenBatch, scores: Tensor, cfg: FilterConfig) -> Tensor:
     keep = torch.ones(batch.batch_size, dtype=torch.bool, device=scores.device)
     if not cfg.drop_constant_groups and cfg.group_keep_ratio >= 1.0:
         return keep
-    _, traj = torch.unique(batch.traj_index, return_inverse=True)
-    n = int(traj.max()) + 1
-    rows = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(
-        0, traj, torch.ones_like(scores))
-    traj_score = torch.zeros_like(rows).index_add_(0, traj, scores) / rows
-    traj_group = torch.zeros(n, dtype=torch.long, device=scores.device)
-    traj_group[traj] = batch.group_index
+    traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
     if cfg.drop_constant_groups:
-        _, std, _ = F.group_stats(traj_score, traj_group)
+        _, std, _ = fn.group_stats(traj_score, traj_group)
         keep &= (std > 0)[traj]
     if cfg.group_keep_ratio < 1.0:
-        keep &= F.top_std_groups(traj_score, traj_group, cfg.group_keep_ratio)[traj]
+        keep &= fn.top_std_groups(traj_score, traj_group, cfg.group_keep_ratio)[traj]
     return keep

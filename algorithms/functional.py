@@ -33,7 +33,10 @@ __all__ = [
     "masked_whiten",
     # group statistics and advantages
     "group_stats",
+    "trajectory_scores",
+    "grpo_baseline",
     "grpo_advantages",
+    "normalise",
     "discounted_returns",
     "trajectory_returns",
     "gigpo_step_advantages",
@@ -43,6 +46,8 @@ __all__ = [
     "epo_entropy_penalty",
     "epo_beta",
     # policy and value losses
+    "ppo_surrogates",
+    "dual_clip",
     "ppo_clip_loss",
     "kl_k3",
     "value_loss",
@@ -289,14 +294,49 @@ def group_stats(values: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tens
     return mean[dense], std[dense], count[dense]
 
 
+def trajectory_scores(scores: Tensor, traj_ids: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One score per trajectory (the mean of its rows' scores) and the trajectory's group.
+
+    Args:
+        scores: (S,) row scores.
+        traj_ids: (S,) long; the row's trajectory (any values).
+        group_ids: (S,) long; the row's group (equal for the rows of one trajectory).
+
+    Returns:
+        ``(traj, traj_score, traj_group)``: (S,) each row's dense trajectory index, and (n,)
+        each trajectory's mean score and group id, trajectories in sorted id order.
+    """
+    _, traj = torch.unique(traj_ids, return_inverse=True)
+    n = int(traj.max()) + 1
+    rows = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(
+        0, traj, torch.ones_like(scores))
+    traj_score = torch.zeros_like(rows).index_add_(0, traj, scores) / rows
+    traj_group = torch.zeros(n, dtype=torch.long, device=scores.device)
+    traj_group[traj] = group_ids
+    return traj, traj_score, traj_group
+
+
+def grpo_baseline(scores: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """GRPO's group mean and unbiased std of each entry's group, with verl-agent's rule for a
+    group of one entry: mean 0 and std 1.
+
+    Returns:
+        ``(mean, std)``, each (N,) broadcast back to the entries.
+    """
+    mean, std, count = group_stats(scores, group_ids)
+    single = count < 2
+    return (torch.where(single, torch.zeros_like(mean), mean),
+            torch.where(single, torch.ones_like(std), std))
+
+
 def grpo_advantages(
     scores: Tensor, group_ids: Tensor, *, norm_by_std: bool = True, eps: float = 1e-6
 ) -> Tensor:
     """GRPO's group-relative advantage (arXiv 2402.03300; verl-agent, ALGORITHMS.md section 2).
 
     A = (s - group mean) / (group unbiased std + eps), or s - mean without std (Dr.GRPO). A
-    group of one entry gets mean 0 and std 1, verl-agent's rule, so its advantage is s / (1 +
-    eps) (or s).
+    group of one entry gets mean 0 and std 1 (:func:`grpo_baseline`), so its advantage is
+    s / (1 + eps) (or s).
 
     Args:
         scores: (N,) float; one score per entry (per row when statistics are over rows).
@@ -307,13 +347,14 @@ def grpo_advantages(
     Returns:
         (N,) advantages in ``scores``' dtype.
     """
-    mean, std, count = group_stats(scores, group_ids)
-    single = count < 2
-    mean = torch.where(single, torch.zeros_like(mean), mean)
-    if not norm_by_std:
-        return scores - mean
-    std = torch.where(single, torch.ones_like(std), std)
-    return (scores - mean) / (std + eps)
+    mean, std = grpo_baseline(scores, group_ids)
+    return normalise(scores, mean, std, norm_by_std=norm_by_std, eps=eps)
+
+
+def normalise(x: Tensor, mean: Tensor, std: Tensor, *, norm_by_std: bool, eps: float) -> Tensor:
+    """(x - mean) / (std + eps), or x - mean without ``norm_by_std``."""
+    centred = x - mean
+    return centred / (std + eps) if norm_by_std else centred
 
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
@@ -380,8 +421,7 @@ def gigpo_step_advantages(
         (S,) step advantages.
     """
     mean, std, _ = group_stats(step_returns, anchor_ids)
-    centred = step_returns - mean
-    return centred / (std + eps) if norm_by_std else centred
+    return normalise(step_returns, mean, std, norm_by_std=norm_by_std, eps=eps)
 
 
 def _next_step_index(traj_ids: Tensor, step_index: Tensor) -> Tensor:
@@ -524,9 +564,27 @@ def epo_beta(step: int, total_steps: int, *, gamma: float = 3.0) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _ratio(logp: Tensor, old_logp: Tensor) -> Tensor:
-    # verl clamps the log-ratio to [-20, 20] before exp so one stale token cannot overflow.
-    return torch.exp((logp - old_logp).clamp(-20.0, 20.0))
+def ppo_surrogates(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, *, clip_low: float = 0.2, clip_high: float = 0.2
+) -> tuple[Tensor, Tensor, Tensor]:
+    """PPO's ratio and its two surrogate losses per token.
+
+    r = exp(logp - old_logp), the log-ratio clamped to [-20, 20] first (as verl does, so one
+    stale token cannot overflow); unclipped = -A r; clipped = -A clip(r, 1 - clip_low,
+    1 + clip_high).
+
+    Returns:
+        ``(ratio, unclipped, clipped)``, each (...).
+    """
+    ratio = torch.exp((logp - old_logp).clamp(-20.0, 20.0))
+    return ratio, -adv * ratio, -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+
+
+def dual_clip(loss: Tensor, adv: Tensor, dual_clip_c: float | None) -> Tensor:
+    """Cap the loss at -A c where A < 0 (dual-clip PPO, Ye et al. 2020); unchanged for None."""
+    if dual_clip_c is None:
+        return loss
+    return torch.where(adv < 0, torch.minimum(loss, -adv * dual_clip_c), loss)
 
 
 def ppo_clip_loss(
@@ -541,7 +599,7 @@ def ppo_clip_loss(
     """PPO's clipped surrogate per token, with separate low/high bounds and dual clip.
 
     loss = max(-A r, -A clip(r, 1 - clip_low, 1 + clip_high)), r = exp(logp - old_logp); where
-    A < 0 it is further capped at -A c (dual-clip PPO, Ye et al. 2020). Clip-higher (DAPO) is
+    A < 0 it is further capped at -A c (:func:`dual_clip`). Clip-higher (DAPO) is
     clip_high > clip_low.
 
     Args:
@@ -555,11 +613,8 @@ def ppo_clip_loss(
     Returns:
         (...) per-token loss.
     """
-    ratio = _ratio(logp, old_logp)
-    loss = torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high))
-    if dual_clip_c is not None:
-        loss = torch.where(adv < 0, torch.minimum(loss, -adv * dual_clip_c), loss)
-    return loss
+    _, unclipped, clipped = ppo_surrogates(logp, old_logp, adv, clip_low=clip_low, clip_high=clip_high)
+    return dual_clip(torch.maximum(unclipped, clipped), adv, dual_clip_c)
 
 
 def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:

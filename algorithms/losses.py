@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from agentropy.algorithms import functional as F
+from agentropy.algorithms import functional as fn
 from agentropy.algorithms.registry import POLICY_LOSSES
 from torch import Tensor
 
@@ -60,22 +60,20 @@ class LossOutput:
 
 
 def _surrogates(inp: PolicyInputs, cfg: PolicyLossConfig) -> tuple[Tensor, Tensor, Tensor]:
-    ratio = torch.exp((inp.logp - inp.old_logp).clamp(-20.0, 20.0))
-    unclipped = -inp.advantages * ratio
-    clipped = -inp.advantages * ratio.clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high)
-    return ratio, unclipped, clipped
+    return fn.ppo_surrogates(inp.logp, inp.old_logp, inp.advantages, clip_low=cfg.clip_low,
+                             clip_high=cfg.clip_high)
 
 
 @POLICY_LOSSES.register("ppo_clip")
 def ppo_clip(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
-    """PPO-clip with separate low/high bounds and dual clip (:func:`~F.ppo_clip_loss`)."""
+    """PPO-clip with separate low/high bounds and dual clip
+    (:func:`agentropy.algorithms.functional.ppo_clip_loss`), surrogates computed once."""
     _, unclipped, clipped = _surrogates(inp, cfg)
-    loss = F.ppo_clip_loss(inp.logp, inp.old_logp, inp.advantages, clip_low=cfg.clip_low,
-                           clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c)
+    surrogate = torch.maximum(unclipped, clipped)
+    loss = fn.dual_clip(surrogate, inp.advantages, cfg.dual_clip_c)
     cut = clipped > unclipped
     if cfg.dual_clip_c is not None:
-        cut = cut | ((inp.advantages < 0) & (-inp.advantages * cfg.dual_clip_c < torch.maximum(
-            unclipped, clipped)))
+        cut = cut | ((inp.advantages < 0) & (-inp.advantages * cfg.dual_clip_c < surrogate))
     mask = inp.mask.bool()
     return LossOutput(loss=loss, clipped=cut & mask, selected=torch.zeros_like(mask))
 
@@ -93,8 +91,8 @@ def clip_cov(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
     _, unclipped, clipped = _surrogates(inp, cfg)
     mask = inp.mask.bool()
     cut = (clipped > unclipped) & mask
-    cov = F.token_covariance(inp.logp, inp.advantages, mask)
-    selected = F.clip_cov_select(cov, mask, cut, ratio=cfg.clip_cov_ratio, lb=cfg.clip_cov_lb,
+    cov = fn.token_covariance(inp.logp, inp.advantages, mask)
+    selected = fn.clip_cov_select(cov, mask, cut, ratio=cfg.clip_cov_ratio, lb=cfg.clip_cov_lb,
                                  ub=cfg.clip_cov_ub, generator=inp.generator)
     loss = torch.maximum(unclipped, clipped)
     loss = torch.where(selected, torch.zeros_like(loss), loss)
@@ -111,8 +109,8 @@ def kl_cov(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
     """
     ratio, unclipped, _ = _surrogates(inp, cfg)
     mask = inp.mask.bool()
-    cov = F.token_covariance(inp.logp, inp.advantages, mask)
-    selected = F.kl_cov_select(cov, mask, ratio=cfg.kl_cov_ratio)
+    cov = fn.token_covariance(inp.logp, inp.advantages, mask)
+    selected = fn.kl_cov_select(cov, mask, ratio=cfg.kl_cov_ratio)
     penalty = cfg.kl_cov_coef * (inp.logp - inp.old_logp).abs()
     loss = torch.where(selected, unclipped + penalty, unclipped)
     return LossOutput(loss=loss, clipped=torch.zeros_like(mask), selected=selected)

@@ -323,13 +323,7 @@ def group_score_stats(scores: Tensor, traj_index: Tensor, group_index: Tensor) -
     Returns:
         ``(means, stds)``, each (G,) over the groups present, in group-id order.
     """
-    _, traj = torch.unique(traj_index, return_inverse=True)
-    n = int(traj.max()) + 1
-    rows = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(
-        0, traj, torch.ones_like(scores))
-    traj_score = torch.zeros_like(rows).index_add_(0, traj, scores) / rows
-    traj_group = torch.zeros(n, dtype=torch.long, device=scores.device)
-    traj_group[traj] = group_index
+    _, traj_score, traj_group = fn.trajectory_scores(scores, traj_index, group_index)
     groups, first = torch.unique(traj_group, return_inverse=True)
     mean, std, _ = fn.group_stats(traj_score, traj_group)
     out_mean = torch.zeros(groups.numel(), dtype=scores.dtype, device=scores.device)

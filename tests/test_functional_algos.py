@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 import torch
-from agentropy.algorithms import functional as F
+from agentropy.algorithms import functional as fn
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -28,7 +28,7 @@ def t(values, dtype=torch.float64):
 def test_grpo_unbiased_std(dtype):
     # Scores [1, 0, 0, 1] in one group: mean 0.5, deviations +-0.5, unbiased variance
     # 4 x 0.25 / 3 = 1/3, std 0.57735, A = +-0.5 / 0.57735 = +-0.8660 (the biased std gives +-1).
-    adv = F.grpo_advantages(t([1, 0, 0, 1], dtype), torch.tensor([7, 7, 7, 7]))
+    adv = fn.grpo_advantages(t([1, 0, 0, 1], dtype), torch.tensor([7, 7, 7, 7]))
     assert adv.dtype == dtype
     assert adv.tolist() == pytest.approx([0.8660, -0.8660, -0.8660, 0.8660], abs=1e-4)
 
@@ -38,14 +38,14 @@ def test_grpo_group_of_one_and_no_std():
     # The other group [1, 0, 0, 1] without std: s - 0.5 = +-0.5.
     scores = t([3.0, 1, 0, 0, 1])
     groups = torch.tensor([9, 2, 2, 2, 2])
-    assert F.grpo_advantages(scores, groups)[0].item() == pytest.approx(3.0, abs=1e-5)
-    assert F.grpo_advantages(scores, groups, norm_by_std=False).tolist() == pytest.approx(
+    assert fn.grpo_advantages(scores, groups)[0].item() == pytest.approx(3.0, abs=1e-5)
+    assert fn.grpo_advantages(scores, groups, norm_by_std=False).tolist() == pytest.approx(
         [3.0, 0.5, -0.5, -0.5, 0.5])
 
 
 def test_grpo_constant_group_is_zero():
     # std 0: (s - mean) / (0 + eps) = 0 / eps = 0.
-    assert F.grpo_advantages(t([2, 2, 2]), torch.tensor([0, 0, 0])).tolist() == [0, 0, 0]
+    assert fn.grpo_advantages(t([2, 2, 2]), torch.tensor([0, 0, 0])).tolist() == [0, 0, 0]
 
 
 def _grpo_loop(scores, groups, norm_by_std=True, eps=1e-6):
@@ -69,7 +69,7 @@ def test_grpo_loop_vs_vectorised(norm_by_std):
     rng = random.Random(0)
     scores = [rng.choice([0.0, 10.0, -0.1, 9.9]) for _ in range(60)]
     groups = [rng.randrange(12) * 3 for _ in range(60)]
-    fast = F.grpo_advantages(t(scores), torch.tensor(groups), norm_by_std=norm_by_std)
+    fast = fn.grpo_advantages(t(scores), torch.tensor(groups), norm_by_std=norm_by_std)
     assert fast.tolist() == pytest.approx(_grpo_loop(scores, groups, norm_by_std), abs=1e-9)
 
 
@@ -80,7 +80,7 @@ def test_grpo_loop_vs_vectorised(norm_by_std):
 
 def test_discounted_returns_golden():
     # gamma 0.5, r = [1, 0, 4]: R2 = 4, R1 = 0 + 0.5 x 4 = 2, R0 = 1 + 0.5 x 2 = 2.
-    assert F.discounted_returns(t([1, 0, 4]), 0.5).tolist() == pytest.approx([2, 2, 4])
+    assert fn.discounted_returns(t([1, 0, 4]), 0.5).tolist() == pytest.approx([2, 2, 4])
 
 
 def test_trajectory_returns_loop_vs_vectorised():
@@ -91,11 +91,11 @@ def test_trajectory_returns_loop_vs_vectorised():
             rows.append((traj * 5 + 2, step, rng.choice([0.0, 0.0, 1.0, 10.0])))
     rng.shuffle(rows)
     traj, step, reward = (list(x) for x in zip(*rows, strict=True))
-    fast = F.trajectory_returns(t(reward), torch.tensor(traj), torch.tensor(step), 0.95)
+    fast = fn.trajectory_returns(t(reward), torch.tensor(traj), torch.tensor(step), 0.95)
     expected = {}
     for j in set(traj):
         steps = sorted((s, r) for tj, s, r in rows if tj == j)
-        rets = F.discounted_returns(t([r for _, r in steps]), 0.95).tolist()
+        rets = fn.discounted_returns(t([r for _, r in steps]), 0.95).tolist()
         for (s, _), ret in zip(steps, rets, strict=True):
             expected[(j, s)] = ret
     assert fast.tolist() == pytest.approx([expected[(j, s)] for j, s in zip(traj, step, strict=True)])
@@ -106,10 +106,10 @@ def test_gigpo_anchor_groups_with_singletons(dtype):
     # Anchor 0 holds returns {1, 0}: mean 0.5, unbiased std sqrt(0.5) = 0.70711, A = +-0.70711.
     # Anchors 1 and 2 are singletons: mean = the value itself, A = 0.
     returns, anchors = t([1, 0, 2, 5], dtype), torch.tensor([0, 0, 1, 2])
-    assert F.gigpo_step_advantages(returns, anchors).tolist() == pytest.approx(
+    assert fn.gigpo_step_advantages(returns, anchors).tolist() == pytest.approx(
         [0.70711, -0.70711, 0, 0], abs=1e-4)
     # Without std: R - mean = +-0.5, singletons 0.
-    assert F.gigpo_step_advantages(returns, anchors, norm_by_std=False).tolist() == pytest.approx(
+    assert fn.gigpo_step_advantages(returns, anchors, norm_by_std=False).tolist() == pytest.approx(
         [0.5, -0.5, 0, 0])
 
 
@@ -126,7 +126,7 @@ def test_gigpo_loop_vs_vectorised():
         mean = sum(vals) / len(vals)
         std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
         expected.append((r - mean) / (std + 1e-6))
-    fast = F.gigpo_step_advantages(t(returns), torch.tensor(anchors))
+    fast = fn.gigpo_step_advantages(t(returns), torch.tensor(anchors))
     assert fast.tolist() == pytest.approx(expected, abs=1e-9)
 
 
@@ -152,7 +152,7 @@ def test_empg_two_trajectories_by_hand():
     step = [0, 1, 0, 1]
     h = [1.0, 3.0, 2.0, 3.0]
     adv = [1.0, 1.0, -1.0, -1.0]
-    out = F.empg_advantages(
+    out = fn.empg_advantages(
         t([adv[i] for i in order]), t([h[i] for i in order]), torch.tensor([traj[i] for i in order]),
         torch.tensor([step[i] for i in order]), k=1.0, k_next=1.0, zeta=0.1)
     expected = [1.558140, 0.441860, -1.185382, -0.814618]
@@ -182,7 +182,7 @@ def test_empg_loop_vs_vectorised():
     traj, step = (list(x) for x in zip(*rows, strict=True))
     adv = [rng.uniform(-2, 2) for _ in rows]
     h = [rng.uniform(0.1, 4.0) for _ in rows]
-    fast = F.empg_advantages(t(adv), t(h), torch.tensor(traj), torch.tensor(step), k=0.7,
+    fast = fn.empg_advantages(t(adv), t(h), torch.tensor(traj), torch.tensor(step), k=0.7,
                              k_next=1.3, zeta=0.05)
     assert fast.tolist() == pytest.approx(_empg_loop(adv, h, traj, step, 0.7, 1.3, 0.05), abs=1e-9)
 
@@ -198,21 +198,21 @@ def test_epo_hinge_inside_above_below_and_gradient_sign(dtype):
     #   H = 0.2 (below): 0.5 - 0.2 = 0.3, dP/dH = -1;  H = 1 (inside): 0, dP/dH = 0;
     #   H = 3 (above): 3 - 2 = 1, dP/dH = +1.
     h = t([0.2, 1.0, 3.0], dtype).requires_grad_(True)
-    p = F.epo_entropy_penalty(h, 1.0, kappa_l=0.5, kappa_r=2.0)
+    p = fn.epo_entropy_penalty(h, 1.0, kappa_l=0.5, kappa_r=2.0)
     assert p.tolist() == pytest.approx([0.3, 0.0, 1.0], abs=1e-6)
     p.sum().backward()
     assert h.grad.tolist() == [-1.0, 0.0, 1.0]
     # Paper defaults kappa_l = 0, kappa_r = 2: only the upper side is ever active.
-    assert F.epo_entropy_penalty(t([0.2, 3.0]), 1.0).tolist() == pytest.approx([0.0, 1.0])
+    assert fn.epo_entropy_penalty(t([0.2, 3.0]), 1.0).tolist() == pytest.approx([0.0, 1.0])
 
 
 def test_epo_beta_schedule():
     # K = 150, k_mid = 75: beta_0 = 1 + e^0 = 2; beta_75 = 1 + e^-3 = 1.049787;
     # beta_150 = 1 + e^-6 = 1.002479.
-    assert F.epo_beta(0, 150) == pytest.approx(2.0)
-    assert F.epo_beta(75, 150) == pytest.approx(1.049787, abs=1e-6)
-    assert F.epo_beta(150, 150) == pytest.approx(1.002479, abs=1e-6)
-    assert F.epo_beta(10, 1) == pytest.approx(1 + math.exp(-30))  # K < 2 counts as 2
+    assert fn.epo_beta(0, 150) == pytest.approx(2.0)
+    assert fn.epo_beta(75, 150) == pytest.approx(1.049787, abs=1e-6)
+    assert fn.epo_beta(150, 150) == pytest.approx(1.002479, abs=1e-6)
+    assert fn.epo_beta(10, 1) == pytest.approx(1 + math.exp(-30))  # K < 2 counts as 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_ppo_clip_golden(dtype):
     # eps 0.2: (A = +1, r = 1.5) -> max(-1.5, -1.2) = -1.2; (A = -1, r = 0.5) -> max(0.5, 0.8)
     # = 0.8; token mean -0.2.
     logp = torch.log(t([1.5, 0.5], dtype))
-    loss = F.ppo_clip_loss(logp, torch.zeros_like(logp), t([1.0, -1.0], dtype))
+    loss = fn.ppo_clip_loss(logp, torch.zeros_like(logp), t([1.0, -1.0], dtype))
     assert loss.dtype == dtype
     assert loss.tolist() == pytest.approx([-1.2, 0.8], abs=1e-6)
     assert loss.mean().item() == pytest.approx(-0.2, abs=1e-6)
@@ -236,27 +236,27 @@ def test_ppo_dual_clip_and_clip_higher():
     # A = +1, r = 5: max(-5, -1.2) = -1.2 (dual clip only for A < 0).
     logp = torch.log(t([5.0, 2.0, 5.0]))
     adv = t([-1.0, -1.0, 1.0])
-    assert F.ppo_clip_loss(logp, torch.zeros(3, dtype=torch.float64), adv).tolist() == pytest.approx(
+    assert fn.ppo_clip_loss(logp, torch.zeros(3, dtype=torch.float64), adv).tolist() == pytest.approx(
         [3.0, 2.0, -1.2])
-    assert F.ppo_clip_loss(logp, torch.zeros(3, dtype=torch.float64), adv,
+    assert fn.ppo_clip_loss(logp, torch.zeros(3, dtype=torch.float64), adv,
                            dual_clip_c=None).tolist() == pytest.approx([5.0, 2.0, -1.2])
     # Clip-higher 0.2 / 0.28: A = +1, r = 1.5 -> max(-1.5, -1.28) = -1.28.
     one = torch.log(t([1.5]))
-    assert F.ppo_clip_loss(one, torch.zeros(1, dtype=torch.float64), t([1.0]),
+    assert fn.ppo_clip_loss(one, torch.zeros(1, dtype=torch.float64), t([1.0]),
                            clip_high=0.28).item() == pytest.approx(-1.28)
 
 
 def test_kl_k3_golden():
     # pi = 0.5, pi_ref = 0.25: d = ln 0.25 - ln 0.5 = -ln 2; e^d - d - 1 = 0.5 + 0.693147 - 1.
-    out = F.kl_k3(torch.log(t([0.5, 0.3])), torch.log(t([0.25, 0.3])))
+    out = fn.kl_k3(torch.log(t([0.5, 0.3])), torch.log(t([0.25, 0.3])))
     assert out.tolist() == pytest.approx([0.193147, 0.0], abs=1e-6)
 
 
 def test_value_loss_clipped():
     # V = 2, old V = 0, R = 3, clip 0.5: unclipped (2 - 3)^2 = 1; clipped V = 0.5, (0.5 - 3)^2
     # = 6.25; 0.5 max(1, 6.25) = 3.125.
-    assert F.value_loss(t([2.0]), t([0.0]), t([3.0]), clip=0.5).item() == pytest.approx(3.125)
-    assert F.value_loss(t([2.0]), t([0.0]), t([3.0]), clip=None).item() == pytest.approx(0.5)
+    assert fn.value_loss(t([2.0]), t([0.0]), t([3.0]), clip=0.5).item() == pytest.approx(3.125)
+    assert fn.value_loss(t([2.0]), t([0.0]), t([3.0]), clip=None).item() == pytest.approx(0.5)
 
 
 def test_gae_golden_and_prompt_values_do_not_leak():
@@ -267,7 +267,7 @@ def test_gae_golden_and_prompt_values_do_not_leak():
     rewards = t([[0.0, 0.0, 0.0, 1.0]])
     for prompt_values in ([0.0, 0.0], [7.0, -3.0]):
         values = t([[*prompt_values, 0.5, 0.8]])
-        adv, ret = F.gae_advantages(rewards, values, mask, gamma=1.0, lam=1.0)
+        adv, ret = fn.gae_advantages(rewards, values, mask, gamma=1.0, lam=1.0)
         assert adv.tolist()[0] == pytest.approx([0, 0, 0.5, 0.2])
         assert ret.tolist()[0] == pytest.approx([0, 0, 1.0, 1.0])
 
@@ -291,7 +291,7 @@ def test_gae_loop_vs_vectorised():
         start, n = rng.randint(1, 5), rng.randint(1, 6)
         mask[r, start:start + n] = True
         rewards[r, start + n - 1] = rng.choice([0.0, 10.0])
-    adv, _ = F.gae_advantages(rewards, values, mask, gamma=0.9, lam=0.8)
+    adv, _ = fn.gae_advantages(rewards, values, mask, gamma=0.9, lam=0.8)
     for r in range(rows):
         cols = mask[r].nonzero().flatten().tolist()
         expected = _gae_loop([rewards[r, c].item() for c in cols], [values[r, c].item() for c in cols],
@@ -303,7 +303,7 @@ def test_gae_loop_vs_vectorised():
 def test_masked_whiten():
     x = t([[1.0, 2.0, 3.0, 100.0]])
     mask = torch.tensor([[True, True, True, False]])
-    w = F.masked_whiten(x, mask)
+    w = fn.masked_whiten(x, mask)
     # mean 2, unbiased var 1: [-1, 0, 1], padding 0.
     assert w.tolist()[0] == pytest.approx([-1, 0, 1, 0], abs=1e-6)
 
@@ -327,7 +327,7 @@ def test_clip_cov_selects_the_in_band_unclipped_token():
     old[0, 3] += 1.0
     adv = t([[3.0, 3.0, -1.0, -1.0, 1.0]])
     mask = torch.ones(1, 5, dtype=torch.bool)
-    cov = F.token_covariance(logp, adv, mask)
+    cov = fn.token_covariance(logp, adv, mask)
     assert cov.tolist()[0] == pytest.approx([3, -3, -3, 3, 0])
     cfg = PolicyLossConfig(name="clip_cov", clip_cov_ratio=2e-4, clip_cov_lb=1.0, clip_cov_ub=5.0)
     out = clip_cov(PolicyInputs(logp, old, adv, mask, torch.Generator().manual_seed(0)), cfg)
@@ -344,12 +344,12 @@ def test_clip_cov_pick_count_and_seeded():
     cov = torch.full((4, 25), 2.0, dtype=torch.float64)
     mask = torch.ones(4, 25, dtype=torch.bool)
     clipped = torch.zeros_like(mask)
-    picks = [F.clip_cov_select(cov, mask, clipped, ratio=0.05, generator=torch.Generator().manual_seed(s))
+    picks = [fn.clip_cov_select(cov, mask, clipped, ratio=0.05, generator=torch.Generator().manual_seed(s))
              for s in (1, 1, 2)]
     assert int(picks[0].sum()) == 5
     assert torch.equal(picks[0], picks[1]) and not torch.equal(picks[0], picks[2])
     # No candidate in the band: nothing picked.
-    none = F.clip_cov_select(cov * 0, mask, clipped, ratio=0.05)
+    none = fn.clip_cov_select(cov * 0, mask, clipped, ratio=0.05)
     assert int(none.sum()) == 0
 
 
@@ -372,7 +372,7 @@ def test_kl_cov_selects_top_covariance_tokens():
     assert out.loss[0, 2].item() == pytest.approx(-math.exp(0.1))  # unselected: -A r, no clip
     # Masked-out tokens are never picked.
     mask[0, 0] = False
-    assert not F.kl_cov_select(F.token_covariance(logp, adv, mask), mask, ratio=0.4)[0, 0]
+    assert not fn.kl_cov_select(fn.token_covariance(logp, adv, mask), mask, ratio=0.4)[0, 0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ TRAJ3 = torch.tensor([5, 5, 8])
 )
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_aggregation_mode(mode, expected, dtype):
-    out = F.aggregate(LOSS3.to(dtype), MASK3, mode, traj_ids=TRAJ3)
+    out = fn.aggregate(LOSS3.to(dtype), MASK3, mode, traj_ids=TRAJ3)
     assert out.dtype == dtype
     assert out.item() == pytest.approx(expected)
 
@@ -408,18 +408,18 @@ def test_nested_mode_ignores_empty_rows_and_padding():
     loss = torch.cat([LOSS3, torch.tensor([[9.0, 9.0]])])
     mask = torch.cat([MASK3, torch.tensor([[False, False]])])
     traj = torch.cat([TRAJ3, torch.tensor([11])])
-    assert F.aggregate(loss, mask, "traj-mean-turn-mean-token-mean", traj_ids=traj).item() == 2.75
+    assert fn.aggregate(loss, mask, "traj-mean-turn-mean-token-mean", traj_ids=traj).item() == 2.75
     padded = torch.nn.functional.pad(loss, (0, 3), value=5.0)
     padded_mask = torch.nn.functional.pad(mask, (0, 3))
     for mode in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
                  "traj-mean-turn-mean-token-mean"):
-        assert F.aggregate(padded, padded_mask, mode, traj_ids=traj).item() == pytest.approx(
-            F.aggregate(loss, mask, mode, traj_ids=traj).item())
+        assert fn.aggregate(padded, padded_mask, mode, traj_ids=traj).item() == pytest.approx(
+            fn.aggregate(loss, mask, mode, traj_ids=traj).item())
 
 
 def test_aggregation_weights_split_like_micro_batches():
     # Weights of the whole batch summed over any row split give the same total.
-    w = F.aggregation_weights(MASK3, "traj-mean-turn-mean-token-mean", traj_ids=TRAJ3)
+    w = fn.aggregation_weights(MASK3, "traj-mean-turn-mean-token-mean", traj_ids=TRAJ3)
     whole = (LOSS3 * w).sum()
     parts = sum((LOSS3[r] * w[r]).sum() for r in ([0], [1, 2]))
     assert parts.item() == pytest.approx(whole.item())
@@ -432,30 +432,30 @@ def test_aggregation_weights_split_like_micro_batches():
 
 def test_curricula_and_lr_schedule():
     # Rising: (1 - cos(pi t / T)) / 2 -> 0 at 0, 0.5 at T/2, 1 at and after T.
-    assert [F.cosine_rise(s, 200) for s in (0, 100, 200, 300)] == pytest.approx([0, 0.5, 1, 1])
+    assert [fn.cosine_rise(s, 200) for s in (0, 100, 200, 300)] == pytest.approx([0, 0.5, 1, 1])
     # Falling: (1 + cos(pi t / T)) / 2 -> 1, 0.5, 0, then 0.
-    assert [F.cosine_fall(s, 200) for s in (0, 100, 200, 300)] == pytest.approx([1, 0.5, 0, 0])
+    assert [fn.cosine_fall(s, 200) for s in (0, 100, 200, 300)] == pytest.approx([1, 0.5, 0, 0])
     # Warmup 0.1 of 100 steps: (s + 1) / 10 for s < 10; cosine to min ratio 0.2:
     # at step 55 (half way through the 90 decay steps) 0.2 + 0.8 x 0.5 = 0.6.
-    lr = [F.lr_multiplier(s, 100, schedule="cosine", warmup_ratio=0.1, min_lr_ratio=0.2)
+    lr = [fn.lr_multiplier(s, 100, schedule="cosine", warmup_ratio=0.1, min_lr_ratio=0.2)
           for s in (0, 9, 10, 55, 100)]
     assert lr == pytest.approx([0.1, 1.0, 1.0, 0.6, 0.2])
-    assert F.lr_multiplier(50, 100) == 1.0
+    assert fn.lr_multiplier(50, 100) == 1.0
 
 
 def test_tool_call_reward():
     # min(1, 0.1 L): L = 3 -> 0.3, L = 10 -> 1, L = 40 -> 1.
-    assert F.tool_call_reward(torch.tensor([3, 10, 40])).tolist() == pytest.approx([0.3, 1.0, 1.0])
+    assert fn.tool_call_reward(torch.tensor([3, 10, 40])).tolist() == pytest.approx([0.3, 1.0, 1.0])
 
 
 def test_repeated_ngram_and_top_std_groups():
-    assert F.has_repeated_ngram(torch.tensor([1, 2] * 10), n=2, count=10)
-    assert not F.has_repeated_ngram(torch.tensor([1, 2] * 9), n=2, count=10)
-    assert not F.has_repeated_ngram(torch.arange(5), n=20, count=10)
+    assert fn.has_repeated_ngram(torch.tensor([1, 2] * 10), n=2, count=10)
+    assert not fn.has_repeated_ngram(torch.tensor([1, 2] * 9), n=2, count=10)
+    assert not fn.has_repeated_ngram(torch.arange(5), n=20, count=10)
     # Groups 0 (std 0), 1 (std 7.07), 2 (std 0.71); keep 2 of 3 -> groups 1 and 2.
     values = t([0, 0, 10, 0, 1, 0])
     groups = torch.tensor([0, 0, 1, 1, 2, 2])
-    assert F.top_std_groups(values, groups, 0.67).tolist() == [False, False, True, True, True, True]
+    assert fn.top_std_groups(values, groups, 0.67).tolist() == [False, False, True, True, True, True]
 
 
 def test_token_logprobs_and_entropy_match_full_computation():
@@ -463,9 +463,9 @@ def test_token_logprobs_and_entropy_match_full_computation():
     logits = torch.randn(2, 6, 11, generator=g, dtype=torch.float64)
     ids = torch.randint(0, 11, (2, 6), generator=g)
     mask = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 1, 1, 0, 0, 0]], dtype=torch.bool)
-    logp, ent = F.token_logprobs_and_entropy(logits, ids, mask)
-    full_lp = F.token_logprobs(logits, ids)
-    full_ent = torch.nn.functional.pad(F.token_entropy(logits[:, :-1]), (1, 0))
+    logp, ent = fn.token_logprobs_and_entropy(logits, ids, mask)
+    full_lp = fn.token_logprobs(logits, ids)
+    full_ent = torch.nn.functional.pad(fn.token_entropy(logits[:, :-1]), (1, 0))
     assert torch.allclose(logp, full_lp * mask) and torch.allclose(ent, full_ent * mask)
     with pytest.raises(ValueError, match="first token"):
-        F.token_logprobs_and_entropy(logits, ids, torch.ones(2, 6, dtype=torch.bool))
+        fn.token_logprobs_and_entropy(logits, ids, torch.ones(2, 6, dtype=torch.bool))
