@@ -199,10 +199,6 @@ class TokenBatch:
     def seq_len(self) -> int:
         return int(self.input_ids.shape[1])
 
-    @property
-    def num_completion_tokens(self) -> int:
-        return int(self.loss_mask.sum())
-
     def tensors(self) -> dict[str, Tensor]:
         """All tensors that are set, by key."""
         return {

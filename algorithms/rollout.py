@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -69,9 +69,13 @@ class RolloutStats:
     """time inside the pool's ``reset`` and ``step``"""
     wall_seconds: float = 0.0
 
-    @property
-    def success_rate(self) -> float:
-        return self.successes / max(self.episodes - self.failures, 1)
+    def add_episode(self, traj: Trajectory) -> None:
+        """Count a finished episode."""
+        self.episodes += 1
+        self.successes += traj.won
+        self.failures += bool(traj.failure)
+        self.turns += traj.length
+        self.invalid_turns += traj.num_invalid
 
     @property
     def tokens_per_second(self) -> float:
@@ -279,47 +283,32 @@ def collect(
     stats = stats if stats is not None else RolloutStats()
     start_wall = time.perf_counter()
     start_generate = agent.generate_seconds
-    policy_version = agent.policy_version
-    record_tokens = agent.config.record_tokens
+    sinks = [sink.append for sink in (log_to, records) if sink is not None]
+    recorder = _Recorder(agent, phase, iteration, sinks) if sinks else None
+    run = _Run(pool, agent, tasks, group_size, first_group_id=first_group_id, sampling=sampling,
+               max_turns=max_turns, stats=stats, recorder=recorder)
+    with _progress_bar(progress, f"{phase} episodes", n) as show:
+        while run.pending or run.active:
+            run.start_waiting()
+            if run.active:
+                run.play_turn()
+                show(run.done, run.successes, run.tokens, time.perf_counter() - start_wall)
 
-    pending = deque(range(n))
-    free = deque(range(min(len(pool), n)))
-    active: list[_Episode] = []
-    results: list[Trajectory | None] = [None] * n
-    done = successes = tokens = 0
+    stats.completion_tokens += run.tokens
+    stats.generate_seconds += agent.generate_seconds - start_generate
+    stats.wall_seconds += time.perf_counter() - start_wall
+    out = [t for t in run.results if t is not None]
+    assert len(out) == n
+    return out
 
-    def finish(ep: _Episode) -> None:
-        nonlocal done, successes
-        spec = pool.specs[ep.slot]
-        traj = _trajectory(ep, spec, policy_version)
-        results[ep.index] = traj
-        free.append(ep.slot)
-        done += 1
-        successes += traj.won
-        stats.episodes += 1
-        stats.successes += traj.won
-        stats.failures += bool(traj.failure)
-        stats.turns += traj.length
-        stats.invalid_turns += traj.num_invalid
-        if log_to is not None or records is not None:
-            pieces = None
-            if record_tokens:
-                decode = agent.tokenizer.batch_decode
-                pieces = [tuple(decode([[i] for i in t.completion_ids])) for t in traj.turns]
-            record = episode_record(
-                traj,
-                agent=agent.name,
-                phase=phase,
-                iteration=iteration,
-                initial_observation=ep.first_observation,
-                token_entropies=ep.token_entropies if record_tokens else None,
-                tokens=pieces,
-            )
-            if log_to is not None:
-                log_to.append(record)
-            if records is not None:
-                records.append(record)
 
+@contextlib.contextmanager
+def _progress_bar(progress: bool | Progress, description: str, total: int) -> Iterator[Callable[..., None]]:
+    """A bar of finished episodes, success so far and tokens/s; yields its update function.
+
+    A rich ``Progress`` already on screen gets the bar as one more task (removed at the end);
+    ``True`` shows a transient bar of its own, ``False`` none.
+    """
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -331,72 +320,125 @@ def collect(
     outer = progress if isinstance(progress, Progress) else None
     bar = outer or Progress(*columns, transient=True, disable=not progress)
     with contextlib.nullcontext() if outer else bar:
-        job = bar.add_task(f"{phase} episodes", total=n, success=0.0, tps=0.0)
-        while pending or active:
-            # Start waiting episodes on free slots.
-            starting = []
-            while pending and free:
-                starting.append((pending.popleft(), free.popleft()))
-            if starting:
-                slots = [slot for _, slot in starting]
-                chosen = [tasks[i // group_size] for i, _ in starting]
-                t0 = time.perf_counter()
-                resets = pool.reset(slots, [t.seed for t in chosen], [dict(t.options) for t in chosen])
-                stats.env_seconds += time.perf_counter() - t0
-                for (i, slot), task, r in zip(starting, chosen, resets, strict=True):
-                    family = _family(pool.specs[slot].env_id)
-                    ep = _Episode(
-                        index=i,
-                        task=task,
-                        group_id=first_group_id + i // group_size,
-                        slot=slot,
-                        memory=agent.start(family, str(r.info.get("task", ""))),
-                        observation=r.observation,
-                        info=r.info,
-                        first_observation=r.observation,
-                        failure=r.failure,
-                    )
-                    if r.failure:
-                        finish(ep)
-                    else:
-                        active.append(ep)
-            if not active:
-                continue
+        job = bar.add_task(description, total=total, success=0.0, tps=0.0)
 
-            # One turn for every active episode.
-            steps = agent.act(
-                [ep.memory for ep in active], [ep.observation for ep in active], [ep.info for ep in active],
-                sampling,
-            )
-            t0 = time.perf_counter()
-            outcomes = pool.step([ep.slot for ep in active], [s.parsed.action for s in steps])
-            stats.env_seconds += time.perf_counter() - t0
-
-            still = []
-            for ep, step, r in zip(active, steps, outcomes, strict=True):
-                tokens += len(step.generation.token_ids)
-                if r.failure:
-                    ep.failure = r.failure
-                    finish(ep)
-                    continue
-                capped = max_turns is not None and len(ep.turns) + 1 >= max_turns
-                ep.turns.append(_turn(ep, step, r, capped))
-                ep.token_entropies.append(step.generation.entropies)
-                agent.record(ep.memory, step, ep.observation)
-                ep.observation, ep.info = r.observation, r.info
-                if r.terminated or r.truncated or capped:
-                    finish(ep)
-                else:
-                    still.append(ep)
-            active = still
-            elapsed = time.perf_counter() - start_wall
+        def show(done: int, successes: int, tokens: int, elapsed: float) -> None:
             bar.update(job, completed=done, success=successes / max(done, 1), tps=tokens / max(elapsed, 1e-9))
+
+        yield show
         if outer is not None:
             outer.remove_task(job)
 
-    stats.completion_tokens += tokens
-    stats.generate_seconds += agent.generate_seconds - start_generate
-    stats.wall_seconds += time.perf_counter() - start_wall
-    out = [t for t in results if t is not None]
-    assert len(out) == n
-    return out
+
+class _Recorder:
+    """Builds the episode record of each finished episode and hands it to the sinks."""
+
+    def __init__(self, agent: Agent, phase: str, iteration: int | None,
+                 sinks: Sequence[Callable[[EpisodeRecord], Any]]) -> None:
+        self.agent, self.phase, self.iteration, self.sinks = agent, phase, iteration, sinks
+        self.record_tokens = agent.config.record_tokens
+
+    def __call__(self, ep: _Episode, traj: Trajectory) -> None:
+        pieces = None
+        if self.record_tokens:
+            decode = self.agent.tokenizer.batch_decode
+            pieces = [tuple(decode([[i] for i in t.completion_ids])) for t in traj.turns]
+        record = episode_record(
+            traj,
+            agent=self.agent.name,
+            phase=self.phase,
+            iteration=self.iteration,
+            initial_observation=ep.first_observation,
+            token_entropies=ep.token_entropies if self.record_tokens else None,
+            tokens=pieces,
+        )
+        for sink in self.sinks:
+            sink(record)
+
+
+class _Run:
+    """The scheduling of one :func:`collect` call: episodes wait for a free pool slot, start
+    with a reset, play one turn per round, and free their slot when they end."""
+
+    def __init__(self, pool: EnvPool, agent: Agent, tasks: Sequence[Task], group_size: int, *,
+                 first_group_id: int, sampling: SamplingParams | None, max_turns: int | None,
+                 stats: RolloutStats, recorder: _Recorder | None) -> None:
+        self.pool, self.agent, self.tasks, self.group_size = pool, agent, tasks, group_size
+        self.first_group_id, self.sampling, self.max_turns = first_group_id, sampling, max_turns
+        self.stats, self.recorder = stats, recorder
+        self.policy_version = agent.policy_version
+        n = len(tasks) * group_size
+        self.pending = deque(range(n))
+        self.free = deque(range(min(len(pool), n)))
+        self.active: list[_Episode] = []
+        self.results: list[Trajectory | None] = [None] * n
+        self.done = self.successes = self.tokens = 0
+
+    def finish(self, ep: _Episode) -> None:
+        traj = _trajectory(ep, self.pool.specs[ep.slot], self.policy_version)
+        self.results[ep.index] = traj
+        self.free.append(ep.slot)
+        self.done += 1
+        self.successes += traj.won
+        self.stats.add_episode(traj)
+        if self.recorder is not None:
+            self.recorder(ep, traj)
+
+    def start_waiting(self) -> None:
+        """Reset the envs of waiting episodes that have a free slot."""
+        starting = []
+        while self.pending and self.free:
+            starting.append((self.pending.popleft(), self.free.popleft()))
+        if not starting:
+            return
+        slots = [slot for _, slot in starting]
+        chosen = [self.tasks[i // self.group_size] for i, _ in starting]
+        t0 = time.perf_counter()
+        resets = self.pool.reset(slots, [t.seed for t in chosen], [dict(t.options) for t in chosen])
+        self.stats.env_seconds += time.perf_counter() - t0
+        for (i, slot), task, r in zip(starting, chosen, resets, strict=True):
+            family = _family(self.pool.specs[slot].env_id)
+            ep = _Episode(
+                index=i,
+                task=task,
+                group_id=self.first_group_id + i // self.group_size,
+                slot=slot,
+                memory=self.agent.start(family, str(r.info.get("task", ""))),
+                observation=r.observation,
+                info=r.info,
+                first_observation=r.observation,
+                failure=r.failure,
+            )
+            if r.failure:
+                self.finish(ep)
+            else:
+                self.active.append(ep)
+
+    def play_turn(self) -> None:
+        """One turn for every active episode: generate in one batch, step the envs."""
+        active = self.active
+        steps = self.agent.act(
+            [ep.memory for ep in active], [ep.observation for ep in active], [ep.info for ep in active],
+            self.sampling,
+        )
+        t0 = time.perf_counter()
+        outcomes = self.pool.step([ep.slot for ep in active], [s.parsed.action for s in steps])
+        self.stats.env_seconds += time.perf_counter() - t0
+
+        still = []
+        for ep, step, r in zip(active, steps, outcomes, strict=True):
+            self.tokens += len(step.generation.token_ids)
+            if r.failure:
+                ep.failure = r.failure
+                self.finish(ep)
+                continue
+            capped = self.max_turns is not None and len(ep.turns) + 1 >= self.max_turns
+            ep.turns.append(_turn(ep, step, r, capped))
+            ep.token_entropies.append(step.generation.entropies)
+            self.agent.record(ep.memory, step, ep.observation)
+            ep.observation, ep.info = r.observation, r.info
+            if r.terminated or r.truncated or capped:
+                self.finish(ep)
+            else:
+                still.append(ep)
+        self.active = still

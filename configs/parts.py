@@ -129,11 +129,6 @@ class Registry(Generic[F]):
         for module in dict.fromkeys((self.declared or {}).values()):
             importlib.import_module(module)
 
-    def check(self, name: str, key: str) -> None:
-        """Raise ``ValueError`` naming the config ``key`` if ``name`` is not registered."""
-        if name not in self._fns and name not in (self.declared or {}):
-            raise ValueError(f"{key}: unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
-
     def names(self) -> list[str]:
         """Declared and registered names, sorted."""
         return sorted({*self._fns, *(self.declared or {})})
