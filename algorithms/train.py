@@ -302,17 +302,17 @@ class Trainer:
             rows = zip(batch.traj_index.tolist(), batch.turn_index.tolist(), per_row, strict=True)
             for ti, k, adv in rows:
                 advantages.setdefault(good[ti].episode_id, [math.nan] * good[ti].length)[k] = adv
-            records = result.records
+            logs = result.records
         else:
             log.warning("iteration %d: every episode failed; no update", iteration)
-            records = self.learner.records()
+            logs = self.learner.records()
 
         # The episodes, now with the advantage each turn was trained with.
         for record in records:
             adv = advantages.get(record.episode_id)
             self.episodes.append(_with_advantages(record, adv) if adv else record)
-        if "replay" in records:  # the replay buffer's rows, with their episode ids
-            self.replay_log.write_line(json.dumps({"iteration": iteration, "rows": records["replay"]}))
+        if "replay" in logs:  # the replay buffer's rows, with their episode ids
+            self.replay_log.write_line(json.dumps({"iteration": iteration, "rows": logs["replay"]}))
         self._sync_weights(version=iteration)
 
         # Evaluation, metrics, checkpoint.
