@@ -12,12 +12,11 @@ import json
 import logging
 import math
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentropy.records.jsonl import AppendOnlyJsonl
+from agentropy.records.jsonl import AppendOnlyJsonl, iter_jsonl
 
 __all__ = ["MetricsLog", "plot_metrics", "read_metrics"]
 
@@ -111,19 +110,7 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
-    rows = []
-    lines = path.read_text().split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                warnings.warn(f"{path}: skipping a truncated last line", stacklevel=2)
-                continue
-            raise ValueError(f"{path}:{number}: not a JSON line") from None
-    return rows
+    return [row for _, row in iter_jsonl(path, what="a JSON line", stacklevel=3)]
 
 
 def plot_metrics(

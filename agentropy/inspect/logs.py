@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from agentropy.records.jsonl import iter_jsonl
 
 __all__ = ["metric_series", "read_config", "read_jsonl_objects", "read_metrics", "read_replay"]
 
@@ -34,24 +35,10 @@ def read_jsonl_objects(path: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     out = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            if not raw.endswith(b"\n"):
-                try:
-                    data = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    log.warning("%s:%d: skipping a truncated last line", path, number)
-                    break
-            else:
-                try:
-                    data = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
-            if not isinstance(data, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
-            out.append(data)
+    for number, data in iter_jsonl(path, stacklevel=3):
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+        out.append(data)
     return out
 
 
@@ -65,17 +52,15 @@ def _number(value: Any) -> float | None:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """``metrics.jsonl`` rows that have an integer ``iteration``, sorted by iteration.
 
-    The file is read by :func:`agentropy.algorithms.metrics.read_metrics` (the writer's own reader).
+    Lines that are not objects are skipped.
     Only numbers are kept: strings, booleans, nulls, NaN and infinities are dropped (a chart
     cannot place them), and so is the wall-clock ``time`` stamp, which is not a metric.
     """
-    from agentropy.algorithms.metrics import read_metrics as read_rows
-
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
     rows = []
-    for obj in read_rows(path):
+    for _, obj in iter_jsonl(path, stacklevel=3):
         iteration = obj.get("iteration") if isinstance(obj, dict) else None
         if not isinstance(iteration, int) or isinstance(iteration, bool):
             continue

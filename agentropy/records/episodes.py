@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agentropy.records.jsonl import AppendOnlyJsonl
+from agentropy.records.jsonl import AppendOnlyJsonl, iter_jsonl
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -250,23 +250,7 @@ def iter_episodes(path: str | Path) -> Iterator[EpisodeRecord]:
     A bad line anywhere else, or a record of an unknown schema version, raises
     :class:`EpisodeSchemaError` naming the file and line.
     """
-    path = Path(path)
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    complete_end = lines[-1] == b""
-    if complete_end:
-        lines.pop()
-    for number, raw in enumerate(lines, start=1):
-        is_last = number == len(lines)
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            if is_last and not complete_end:
-                warnings.warn(
-                    f"{path}: skipping a truncated last line ({len(raw)} bytes)", stacklevel=2
-                )
-                return
-            raise EpisodeSchemaError(f"{path}:{number}: not a JSON record ({exc})") from None
+    for number, data in iter_jsonl(path, what="a JSON record", error=EpisodeSchemaError, stacklevel=3):
         try:
             yield EpisodeRecord.from_dict(data)
         except EpisodeSchemaError as exc:

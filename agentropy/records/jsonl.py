@@ -1,13 +1,44 @@
-"""An append-only JSON-lines file: one flushed write per line, ``tell`` for checkpoints and
-``truncate`` for resume. The episode log, the metrics log and SPEAR's replay log are all this."""
+"""JSON-lines files: the append-only writer (one flushed write per line, ``tell`` for
+checkpoints and ``truncate`` for resume) and the one reader. The episode log, the metrics log and
+SPEAR's replay log are all this."""
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AppendOnlyJsonl"]
+__all__ = ["AppendOnlyJsonl", "iter_jsonl"]
+
+
+def iter_jsonl(path: str | Path, *, what: str = "JSON", error: type[Exception] = ValueError,
+               stacklevel: int = 2) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, value)`` for each non-blank line of a JSON-lines file.
+
+    The file is read once, as it is now. A last line without its newline that is not complete
+    JSON (a writer killed mid-line, or one still writing) is skipped with a warning; a bad line
+    anywhere else raises ``error`` with ``"<path>:<line>: not <what> (<reason>)"``.
+    """
+    path = Path(path)
+    lines = path.read_bytes().split(b"\n")
+    complete_end = lines[-1] == b""
+    if complete_end:
+        lines.pop()
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if number == len(lines) and not complete_end:
+                warnings.warn(f"{path}: skipping a truncated last line ({len(raw)} bytes)",
+                              stacklevel=stacklevel + 1)
+                return
+            raise error(f"{path}:{number}: not {what} ({exc})") from None
+        yield number, value
 
 
 class AppendOnlyJsonl:
