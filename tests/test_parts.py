@@ -52,3 +52,25 @@ def test_config_checks_names_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "algorithm.advantage: unknown advantage estimator 'rloo'" in out
     assert out.strip().endswith("False False")
+
+
+def test_the_learner_update_path_names_no_feature():
+    # The update path calls its parts uniformly: no branch (or any mention) of a part, a method
+    # or a feature flag in the code of update, the old-policy pass, the optimizer step, backward.
+    import ast
+    import inspect
+    import re
+    import textwrap
+
+    from agentropy.algorithms.learner import Learner
+
+    feature = re.compile(r"\b(replay|critic|value_head|epo|entropy_term|ref_model|ref_logprobs|kl|"
+                         r"enabled|spear|ppo|grpo|gigpo|empg|dapo|drbot)\b", re.IGNORECASE)
+    for name in ("update", "_finish", "_old_policy_pass", "_optimizer_step", "backward"):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(Learner, name))))
+        body = tree.body[0].body
+        if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # the docstring
+        code = "\n".join(ast.unparse(node) for node in body)
+        code = re.sub(r"f?'[^']*'|f?\"[^\"]*\"", "''", code)  # metric names are data, not branches
+        assert not feature.findall(code), (name, sorted(set(feature.findall(code))))
