@@ -86,10 +86,11 @@ class Learner:
         value_model: a separate critic (:class:`agentropy.algorithms.value.Critic`) for estimators that
             need values (``gae``); without one, a value head on the policy's own last hidden
             state is used.
+        tokenizer: decodes completions for the ``incomplete`` / ``unreadable`` filters.
 
     Attributes:
-        parts: the parts the config uses (:mod:`agentropy.algorithms.parts`), by name.
-        tokenizer: decodes completions for the ``incomplete`` / ``unreadable`` filters.
+        parts: the parts the config uses (:mod:`agentropy.algorithms.parts`), by name, in the
+            order they are called.
     """
 
     def __init__(
