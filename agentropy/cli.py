@@ -376,7 +376,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agentropy.inspect.rerun import rerun
+    from agentropy.inspect.rerun import RerunRefused, make_kwargs, rerun
     from agentropy.inspect.terminal import safe_text
 
     index = _open_run(args.run)
@@ -394,12 +394,19 @@ def cmd_rerun(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
     chosen = chosen[: args.limit]
+    records = list(index.records(chosen))
+    try:
+        for record in records:  # refuse the whole folder before any env is made
+            make_kwargs(record)
+    except RerunRefused as exc:
+        print(f"agentropy rerun: {exc}", file=sys.stderr)
+        return 2
     table = Table(title=f"re-run of {len(chosen)} episodes of {args.run}", title_justify="left")
     table.add_column("episode")
     table.add_column("turns", justify="right")
     table.add_column("result")
     differing = 0
-    for report in rerun(index.records(chosen)):
+    for report in rerun(records):
         differing += not report.identical
         style = "green" if report.identical else "bold red"
         table.add_row(report.episode_id, str(report.turns_replayed),
