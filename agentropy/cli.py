@@ -214,13 +214,23 @@ def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".") or "<root>"]
 
 
+def _config_overrides(argv: Sequence[str]) -> list[str]:
+    """The overrides among ``agentropy train``'s arguments (not Hydra's flags and their values)."""
+    return [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))
+            and not a.startswith("hydra.")]
+
+
 def cmd_train(overrides: Sequence[str]) -> int:
-    """Hand the overrides to Hydra, which makes the run folder and calls the trainer."""
+    """Check the config, then hand the overrides to Hydra, which makes the run folder and calls
+    the trainer (or only prints, for ``--cfg``, ``--help``, ``--info``).
+
+    Every config error, Hydra's or the schema's, is one line on stderr and exit code 2.
+    """
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from agentropy.configs.compose import rewrite_overrides, to_typed
+    from agentropy.configs.compose import load_config, rewrite_overrides, to_typed
     from agentropy.configs.schema import ConfigError
     result: dict[str, int] = {}
 
@@ -237,14 +247,21 @@ def cmd_train(overrides: Sequence[str]) -> int:
     argv = sys.argv
     try:
         overrides = _check_resume(rewrite_overrides(overrides))
+        # The whole config is composed and checked here first, so that a bad one stops with
+        # one line (Hydra would print a traceback, or drop an unknown optional experiment).
+        load_config(_config_overrides(overrides))
         sys.argv = ["agentropy train", *overrides]
         _run()
     except ConfigError as exc:
         print(f"agentropy train: invalid config: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # Hydra's --help exits 0; a failed run exits 1
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = argv
-    return result.get("rc", 1)
+    # Hydra returns without calling _run when it only prints (--cfg, --help, --info); a failed
+    # run ends in sys.exit(1) inside hydra.main.
+    return result.get("rc", 0)
 
 
 # --------------------------------------------------------------------------- inspection
