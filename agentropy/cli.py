@@ -214,13 +214,23 @@ def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".") or "<root>"]
 
 
+def _config_overrides(argv: Sequence[str]) -> list[str]:
+    """The overrides among ``agentropy train``'s arguments (not Hydra's flags and their values)."""
+    return [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))
+            and not a.startswith("hydra.")]
+
+
 def cmd_train(overrides: Sequence[str]) -> int:
-    """Hand the overrides to Hydra, which makes the run folder and calls the trainer."""
+    """Check the config, then hand the overrides to Hydra, which makes the run folder and calls
+    the trainer (or only prints, for ``--cfg``, ``--help``, ``--info``).
+
+    Every config error, Hydra's or the schema's, is one line on stderr and exit code 2.
+    """
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from agentropy.configs.compose import rewrite_overrides, to_typed
+    from agentropy.configs.compose import load_config, rewrite_overrides, to_typed
     from agentropy.configs.schema import ConfigError
     result: dict[str, int] = {}
 
@@ -237,14 +247,21 @@ def cmd_train(overrides: Sequence[str]) -> int:
     argv = sys.argv
     try:
         overrides = _check_resume(rewrite_overrides(overrides))
+        # The whole config is composed and checked here first, so that a bad one stops with
+        # one line (Hydra would print a traceback, or drop an unknown optional experiment).
+        load_config(_config_overrides(overrides))
         sys.argv = ["agentropy train", *overrides]
         _run()
     except ConfigError as exc:
         print(f"agentropy train: invalid config: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # Hydra's --help exits 0; a failed run exits 1
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = argv
-    return result.get("rc", 1)
+    # Hydra returns without calling _run when it only prints (--cfg, --help, --info); a failed
+    # run ends in sys.exit(1) inside hydra.main.
+    return result.get("rc", 0)
 
 
 # --------------------------------------------------------------------------- inspection
@@ -376,7 +393,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agentropy.inspect.rerun import rerun
+    from agentropy.inspect.rerun import RerunRefused, make_kwargs, rerun
     from agentropy.inspect.terminal import safe_text
 
     index = _open_run(args.run)
@@ -394,12 +411,19 @@ def cmd_rerun(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
     chosen = chosen[: args.limit]
+    records = list(index.records(chosen))
+    try:
+        for record in records:  # refuse the whole folder before any env is made
+            make_kwargs(record)
+    except RerunRefused as exc:
+        print(f"agentropy rerun: {exc}", file=sys.stderr)
+        return 2
     table = Table(title=f"re-run of {len(chosen)} episodes of {args.run}", title_justify="left")
     table.add_column("episode")
     table.add_column("turns", justify="right")
     table.add_column("result")
     differing = 0
-    for report in rerun(index.records(chosen)):
+    for report in rerun(records):
         differing += not report.identical
         style = "green" if report.identical else "bold red"
         table.add_row(report.episode_id, str(report.turns_replayed),

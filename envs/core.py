@@ -150,6 +150,13 @@ class TextEnv(gym.Env[str, str]):
     reset_options: ClassVar[frozenset[str]] = frozenset()
     #: Whether ``info`` carries ``expert_action``.
     has_expert: ClassVar[bool] = False
+    #: Constructor keywords that ``agentropy rerun`` takes from a recorded episode: the ones that
+    #: choose the game and cannot name files, modules or other resources of the machine.
+    rerun_kwargs: ClassVar[frozenset[str]] = frozenset({"split", "check_admissible"})
+    #: Keywords a re-run leaves out: where the recording machine kept its caches. The cached data
+    #: follow from the other keywords, so the re-run uses this machine's default cache instead of
+    #: a path a run folder names.
+    rerun_dropped_kwargs: ClassVar[frozenset[str]] = frozenset({"cache_dir"})
 
     observation_space = spaces.Text(
         max_length=MAX_OBSERVATION_CHARS, min_length=0, charset=TEXT_CHARSET

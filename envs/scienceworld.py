@@ -75,6 +75,16 @@ _REFUSED = {
 }
 
 
+#: The engine keeps the objects of a room, a container or the inventory in Scala hash sets of
+#: objects without their own ``hashCode`` (``language.struct.EnvObject``), so the order in which
+#: it lists them (and numbers them in its ambiguity dialog) follows the JVM's identity hashes.
+#: HotSpot draws those from a per-thread generator seeded by the order in which its threads
+#: start, which varies between processes: two runs of the same seeded episode could list the
+#: objects of a room in different orders. A constant identity hash (HotSpot's ``hashCode=2``)
+#: makes every such set iterate in insertion order, the same in every process.
+DETERMINISTIC_JVM_OPTIONS = ("-XX:+UnlockExperimentalVMOptions", "-XX:hashCode=2")
+
+
 def _package_version() -> str:
     from importlib.metadata import version
 
@@ -127,8 +137,8 @@ class _Engine:
         from scienceworld.constants import BASEPATH, JAR_PATH
 
         port, proc = launch_gateway(
-            classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH, javaopts=[f"-Xmx{heap_mb}m"],
-            return_proc=True,
+            classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH,
+            javaopts=[f"-Xmx{heap_mb}m", *DETERMINISTIC_JVM_OPTIONS], return_proc=True,
         )
         self.process: subprocess.Popen = proc
         try:
@@ -191,6 +201,10 @@ class ScienceWorldEnv(TextEnv):
     splits = ("train", "dev", "test")
     engine_packages = ("scienceworld",)
     has_expert = True
+    rerun_kwargs = frozenset({
+        "tasks", "split", "simplification", "admissible_commands", "expert", "variations_per_task",
+        "jvm_heap_mb",
+    })
 
     def __init__(
         self,

@@ -139,6 +139,9 @@ class TextWorldEnv(TextEnv):
     splits = ("train", "valid", "test")
     engine_packages = ("textworld",)
     has_expert = True
+    rerun_kwargs = frozenset({
+        "game", "params", "split", "num_games", "expert", "expert_replans", "check_admissible",
+    })
 
     def __init__(
         self,

@@ -132,6 +132,7 @@ class TWXEnv(TextEnv):
     splits = ("train", "dev", "test")
     engine_packages = ("textworld-express",)
     has_expert = True
+    rerun_kwargs = frozenset({"game", "params", "split", "expert", "check_admissible"})
 
     def __init__(
         self,

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from agentropy.cli import main
 from agentropy.records.episodes import read_episodes
 
 AGENTROPY = [sys.executable, "-m", "agentropy.cli"]  # the console script's code
@@ -47,3 +50,38 @@ def test_train_rejects_a_typo_at_start_up(tmp_path):
     out = _run("train", "agent.temprature=0.5", f"hydra.run.dir={tmp_path}")
     assert out.returncode != 0
     assert "temprature" in out.stderr
+
+
+# --------------------------------------------------------------------------- config errors
+@pytest.mark.parametrize(("override", "message"), [
+    ("experiment=nope", "unknown experiment 'nope'; known: "),  # the group is optional
+    ("+foo=1", "foo: no such key in the root"),
+    ("+env.foo=1", "env.foo: no such key in env"),
+    ("env.max_turns=-1", "env.max_turns: must be > 0"),
+    ("group_size=0", "group_size: must be > 0"),
+    ("agent.temperature=-1", "agent.temperature: must be >= 0"),
+    ("env.id=nope", "env.id: 'nope' is not registered"),
+    ("env.pool=threads", "env.pool: 'threads' is not one of"),
+    ("env=nope", "Could not find 'env/nope'"),
+    ("agent.temprature=0.5", "agent.temprature"),
+    ("agent.temperature=abc", "could not be converted"),
+])
+def test_every_config_error_is_one_line_and_exit_2(capsys, tmp_path, override, message):
+    rc = main(["train", override, f"hydra.run.dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("agentropy train: invalid config: "), err
+    assert message in err
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--cfg", "hydra"], ["--help"], ["--info"]])
+def test_printing_the_config_exits_0(capsys, flags):
+    assert main(["train", "experiment=quickstart", *flags]) == 0
+    assert capsys.readouterr().out
+
+
+def test_an_added_key_inside_a_free_dict_is_allowed():
+    from agentropy.configs.compose import load_config
+
+    assert load_config(["+env.kwargs.split=dev"]).env.kwargs["split"] == "dev"

@@ -8,6 +8,17 @@ the outcome (terminated, truncated, won, score) is compared too. Package version
 from the recorded ones are reported separately: they do not make a re-run differ by themselves,
 but they are the usual reason when it does.
 
+A run folder may come from someone else, so a re-run makes only what it allows: an id registered
+by :mod:`agentropy.envs` (``ENV_IDS``), with the constructor keywords the env class lists in
+``rerun_kwargs`` (plus Gymnasium's ``max_episode_steps``). Keywords in ``rerun_dropped_kwargs``
+(``cache_dir``: where the recording machine kept its caches) are dropped, since they do not change
+the game and a run folder must not choose where this machine writes; any other keyword is refused
+(:class:`RerunRefused`), since it may name a file to read or change the game.
+
+A turn of a model-played episode counts as invalid when the completion was malformed or the env
+refused the command, and its recorded reason reads ``"format: ...; env: ..."``; only the env's
+part can be re-run, so validity and reason are compared with that part.
+
 Rewards are compared with an absolute tolerance of 1e-9 (JSON keeps floats exactly, so a
 recorded reward differs only if a writer rounded it); texts and flags must be equal.
 """
@@ -26,7 +37,7 @@ import gymnasium as gym
 from agentropy import envs  # noqa: F401  (registers the ids)
 from agentropy.records.episodes import EpisodeRecord, package_versions
 
-__all__ = ["Difference", "RerunReport", "Rerunner", "rerun"]
+__all__ = ["Difference", "RerunRefused", "RerunReport", "Rerunner", "make_kwargs", "rerun"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +128,60 @@ def version_changes(record: EpisodeRecord) -> dict[str, tuple[str, str]]:
     }
 
 
+class RerunRefused(ValueError):
+    """A record names an env or a keyword that a re-run does not make (see the module docstring)."""
+
+
+#: Gymnasium ``make`` keywords a re-run takes from a record, with their required type.
+_MAKE_KWARGS: dict[str, type] = {"max_episode_steps": int}
+
+
+def make_kwargs(record: EpisodeRecord) -> dict[str, Any]:
+    """The ``gymnasium.make`` keywords of ``record`` that a re-run honours.
+
+    Raises:
+        RerunRefused: the id is not one of ``agentropy.envs.ENV_IDS``, or a keyword is neither
+            allowed nor dropped by the env class.
+    """
+    if record.env_id not in envs.ENV_IDS:
+        raise RerunRefused(f"episode {record.episode_id}: env id {record.env_id!r} is not an agentropy "
+                           f"env ({', '.join(envs.ENV_IDS)})")
+    cls = envs.env_class(record.env_id)
+    allowed = frozenset(getattr(cls, "rerun_kwargs", ()))
+    dropped = frozenset(getattr(cls, "rerun_dropped_kwargs", ()))
+    out: dict[str, Any] = {}
+    for key, value in dict(record.env_kwargs).items():
+        if key in _MAKE_KWARGS:
+            if not isinstance(value, _MAKE_KWARGS[key]) or isinstance(value, bool):
+                raise RerunRefused(f"episode {record.episode_id}: {key} must be an "
+                                   f"{_MAKE_KWARGS[key].__name__}, got {value!r}")
+            out[key] = value
+        elif key in allowed:
+            out[key] = value
+        elif key in dropped:
+            log.info("episode %s: re-run ignores the recorded %s=%r (this machine's default is used)",
+                     record.episode_id, key, value)
+        else:
+            known = sorted(allowed | set(_MAKE_KWARGS))
+            raise RerunRefused(f"episode {record.episode_id}: {record.env_id} keyword {key!r} is not "
+                               f"re-run from a record (allowed: {', '.join(known)})")
+    return out
+
+
+def _split_reason(agent: str, reason: str) -> tuple[bool, str]:
+    """The env's part of a recorded turn: (the env accepted the command, the env's reason).
+
+    Scripted agents record the env's reason as is; model-played turns record
+    ``"format: ...; env: ..."`` (either part may be absent, see :mod:`agentropy.algorithms.rollout`).
+    """
+    if not agent.startswith("model") or not reason.startswith(("format: ", "env: ")):
+        return not reason, reason
+    head, sep, env_part = reason.partition("env: ")
+    if not sep or (head and not head.endswith("; ")):
+        return True, ""  # only a format reason
+    return False, env_part
+
+
 def _diffs(turn: int | None, pairs: Iterable[tuple[str, Any, Any]]) -> list[Difference]:
     out = []
     for name, recorded, replayed in pairs:
@@ -142,12 +207,17 @@ class Rerunner:
     def _env(self, record: EpisodeRecord) -> gym.Env:
         key = (record.env_id, json.dumps(dict(record.env_kwargs), sort_keys=True, default=str))
         if key not in self._envs:
-            self._envs[key] = gym.make(record.env_id, **dict(record.env_kwargs))
+            self._envs[key] = gym.make(record.env_id, **make_kwargs(record))
         return self._envs[key]
 
     def rerun(self, record: EpisodeRecord) -> RerunReport:
-        """Re-run one record; see the module docstring for what is compared."""
+        """Re-run one record; see the module docstring for what is compared.
+
+        Raises:
+            RerunRefused: the record names an env or keyword a re-run does not make.
+        """
         changes = version_changes(record)
+        make_kwargs(record)  # refuse before anything is imported or made
         try:
             env = self._env(record)
         except Exception as exc:  # an unknown id, a missing engine, bad kwargs
@@ -177,10 +247,15 @@ class Rerunner:
             except Exception as exc:
                 return RerunReport(record.episode_id, t, version_changes=changes,
                                    error=f"turn {t}: step raised {type(exc).__name__}: {exc}")
+            env_valid, env_reason = _split_reason(record.agent, turn.invalid_reason)
+            replayed_reason = info["invalid_reason"]
+            if env_reason == "the env refused the command" and not replayed_reason:
+                env_reason = ""  # the rollout's words for a refusal without a reason
             diffs = _diffs(t, [
                 ("reward", turn.reward, reward),
-                ("action_is_valid", turn.action_is_valid, info["action_is_valid"]),
-                ("invalid_reason", turn.invalid_reason, info["invalid_reason"]),
+                ("action_is_valid", env_valid if record.agent.startswith("model")
+                 else turn.action_is_valid, info["action_is_valid"]),
+                ("invalid_reason", env_reason, replayed_reason),
             ])
             if diffs:
                 return RerunReport(record.episode_id, t + 1, tuple(diffs), changes)

@@ -93,6 +93,7 @@ class ALFWorldEnv(TextEnv):
     splits = SPLITS
     engine_packages = ("alfworld", "textworld", "fast-downward-textworld")
     has_expert = True
+    rerun_kwargs = frozenset({"split", "task_types", "scene_size", "source", "check_admissible"})
 
     def __init__(
         self,

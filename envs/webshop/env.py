@@ -47,6 +47,7 @@ class ShopEnv(TextEnv):
     splits = ("train", "test", "dev")
     engine_packages = ("bm25s", "PyStemmer", "rapidfuzz")
     has_expert = True
+    rerun_kwargs = frozenset({"split", "num_products", "catalog_seed", "check_admissible"})
 
     def __init__(
         self,
