@@ -25,7 +25,6 @@ registries, and the stateful parts (entropy term, KL controller, replay) are obj
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,15 @@ from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
 from agentropy.algorithms.data import TokenBatch
 from agentropy.algorithms.filters import completion_texts, group_keep, needs_text, response_keep
 from agentropy.algorithms.losses import PolicyInputs
+from agentropy.algorithms.memory import (
+    StochasticRoundingAdamW,
+    as_dtype,
+    autocast,
+    enable_activation_checkpointing,
+    frozen_reference,
+    split_lm,
+    token_budget_slices,
+)
 from agentropy.algorithms.registry import ADVANTAGES, POLICY_LOSSES
 from agentropy.algorithms.regularizers import EntropyBonus, EntropyTerm, EPORegularizer, KLController
 from agentropy.algorithms.replay import SelfImitation
@@ -97,6 +105,9 @@ class Learner:
             need values (``gae``); without one, a value head on the policy's own last hidden
             state is used.
         tokenizer: decodes completions for the ``incomplete`` / ``unreadable`` filters.
+        compute_dtype: dtype of the forward and backward passes (``agent.dtype``); narrower
+            than the model's (float32 master) weights, they run under autocast where the device
+            supports it. None: the model's dtype. Log-probs, entropies and losses stay float32.
     """
 
     def __init__(
@@ -110,6 +121,7 @@ class Learner:
         ref_model: nn.Module | None = None,
         value_model: nn.Module | None = None,
         tokenizer: Any = None,
+        compute_dtype: torch.dtype | str | None = None,
     ) -> None:
         self.model = model
         self.cfg = cfg
@@ -122,6 +134,12 @@ class Learner:
         self.row_advantages: Tensor | None = None
         #: dtype of log-probs, entropies and values: float32, or float64 for a float64 model
         self.float_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
+        param_dtype = next(model.parameters()).dtype
+        self.compute_dtype = as_dtype(compute_dtype) if compute_dtype is not None else param_dtype
+        if cfg.master_weights == "float32" and param_dtype in (torch.bfloat16, torch.float16):
+            log.warning("algorithm.master_weights=float32, but the model's weights are %s: load the "
+                        "model in float32 (the trainer does) or set master_weights=compute", param_dtype)
+        self._checkpointing = cfg.activation_checkpointing and enable_activation_checkpointing(model)
         self.step = 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
@@ -145,7 +163,9 @@ class Learner:
         self._owns_ref = False
         self.ref_model = ref_model
         if cfg.kl.coef > 0 and ref_model is None:
-            self.ref_model, self._owns_ref = copy.deepcopy(model), True
+            ref_device = self.device if cfg.ref_device == "same" else torch.device("cpu")
+            self.ref_model = frozen_reference(model, dtype=self.compute_dtype, device=ref_device)
+            self._owns_ref = True
         if self.ref_model is not None:
             self.ref_model.requires_grad_(False)
 
@@ -168,7 +188,9 @@ class Learner:
         if self.value_head is not None:
             groups.append({"params": list(self.value_head.parameters()), "lr": cfg.ppo.critic_lr,
                            "weight_decay": 0.0})
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        pure = cfg.master_weights == "compute" and param_dtype == torch.bfloat16
+        optimizer = StochasticRoundingAdamW if pure else torch.optim.AdamW
+        self.optimizer = optimizer(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.critic_optimizer = self.critic_scheduler = None
         if self.critic is not None:
@@ -295,7 +317,7 @@ class Learner:
         entropy = zeros() if want_entropy else None
         values = zeros() if want_values else None
         ref_lp = zeros() if reference else None
-        for rows in self._micro_batches(batch.batch_size):
+        for rows in self._micro_batches(batch.batch_size, batch.attention_mask):
             micro = batch.select(rows).trim()
             w = micro.seq_len
             if policy_pass:
@@ -322,12 +344,35 @@ class Learner:
         return batch, entropy
 
     def _forward(self, model: nn.Module, mb: TokenBatch, *, values: bool, entropy_grad: bool) -> _Forward:
-        out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, use_cache=False,
-                    output_hidden_states=values)
-        logp, entropy = F.token_logprobs_and_entropy(out.logits, mb.input_ids, mb.loss_mask,
-                                                     entropy_grad=entropy_grad)
-        v = self.value_head(out.hidden_states[-1]) if values else None
-        return _Forward(logp=logp, entropy=entropy, values=v)
+        param = next(model.parameters())
+        if param.device != self.device:  # the reference model on CPU
+            mb = mb.to(param.device)
+        lm = split_lm(model) if self.cfg.logit_chunk_tokens > 0 else None
+        training = model.training
+        if self._checkpointing and torch.is_grad_enabled():
+            model.train()  # Hugging Face checkpoints layers in training mode only
+        try:
+            with autocast(param.device, self.compute_dtype, param.dtype):
+                if lm is None:
+                    out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, use_cache=False,
+                                output_hidden_states=values)
+                    hidden = out.hidden_states[-1] if values else None
+                    logp, entropy = F.token_logprobs_and_entropy(out.logits, mb.input_ids, mb.loss_mask,
+                                                                 entropy_grad=entropy_grad)
+                else:
+                    backbone, head = lm
+                    hidden = backbone(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
+                                      use_cache=False).last_hidden_state
+                    logp, entropy = F.completion_logprobs_and_entropy(
+                        hidden, head, mb.input_ids, mb.loss_mask,
+                        chunk_tokens=self.cfg.logit_chunk_tokens, entropy_grad=entropy_grad)
+        finally:
+            model.train(training)
+        v = None
+        if values:
+            v = self.value_head(hidden.to(next(self.value_head.parameters()).dtype)).to(self.float_dtype)
+        return _Forward(logp=logp.to(self.device, self.float_dtype),
+                        entropy=entropy.to(self.device, self.float_dtype), values=v)
 
     def _optimizer_step(self, mb: TokenBatch, loss_fn: Callable, loss_cfg: PolicyLossConfig, *,
                         scale: float, use_kl: bool, prefix: str, tally: _Tally) -> None:
@@ -393,7 +438,7 @@ class Learner:
         value_coef = cfg.ppo.value_coef if self.critic is None else 1.0
         parts: dict[str, Tensor] = {}  # this mini-batch's loss parts, summed over micro-batches
 
-        for rows in self._micro_batches(mb.batch_size):
+        for rows in self._micro_batches(mb.batch_size, mb.attention_mask):
             micro = mb.select(rows).trim()
             w = micro.seq_len
             fw = self._forward(self.model, micro, values=train_values and self.critic is None,
@@ -431,10 +476,10 @@ class Learner:
         for part, value in parts.items():  # averaged over mini-batches
             tally.add(f"{prefix}/{part}", value)
 
-    def _micro_batches(self, n: int) -> Iterator[slice]:
-        size = self.cfg.micro_batch_size
-        for start in range(0, n, size):
-            yield slice(start, min(n, start + size))
+    def _micro_batches(self, n: int, attention_mask: Tensor | None = None) -> Iterator[slice]:
+        lengths = attention_mask.sum(dim=1) if attention_mask is not None else torch.ones(n)
+        yield from token_budget_slices(lengths, max_rows=self.cfg.micro_batch_size,
+                                       max_tokens=self.cfg.max_tokens_per_micro_batch)
 
     def _mini_batches(self, n: int) -> Iterator[Tensor]:
         if n == 0:

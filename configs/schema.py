@@ -527,6 +527,25 @@ class AlgorithmConfig:
     their trajectories, as in verl-agent, and aggregation is per mini-batch"""
     micro_batch_size: int = 32
     """rows per forward pass; gradients are accumulated over a mini-batch"""
+    max_tokens_per_micro_batch: int = 0
+    """token budget of a forward pass (rows x longest row, after trimming padding); micro-batches
+    take rows while both limits hold. 0: rows only (``micro_batch_size``)"""
+    activation_checkpointing: bool = False
+    """recompute decoder-layer activations in the backward pass (on in the GPU recipes)"""
+    logit_chunk_tokens: int = 1024
+    """apply the LM head at completion positions only, this many at a time, recomputing each
+    chunk's float32 log-softmax in the backward pass (no (rows x seq x vocab) logits); 0 computes
+    full logits (plain path; also used for models :func:`agentropy.algorithms.memory.split_lm`
+    does not know)"""
+    master_weights: str = "float32"
+    """``float32``: trainable weights and AdamW state in float32, the forward and backward under
+    autocast in ``agent.dtype`` (bf16 / fp16) where the device supports it, weights pushed to the
+    rollout engine cast to ``agent.dtype``. ``compute``: pure ``agent.dtype`` weights, stepped by
+    AdamW with float32 moments and stochastic rounding of the weights
+    (:class:`agentropy.algorithms.memory.StochasticRoundingAdamW`); half the weight memory, noisier"""
+    ref_device: str = "same"
+    """where the KL reference lives (made only when ``kl.coef`` > 0, frozen, in ``agent.dtype``):
+    ``same`` as the policy, or ``cpu`` (slower reference pass, no GPU memory)"""
     shuffle: bool = True
     """shuffle rows before splitting them into mini-batches"""
     old_logprobs: str = "recompute"
@@ -552,6 +571,10 @@ class AlgorithmConfig:
         _positive("algorithm.ppo_epochs", self.ppo_epochs)
         _positive("algorithm.mini_batch_size", self.mini_batch_size)
         _positive("algorithm.micro_batch_size", self.micro_batch_size)
+        _positive("algorithm.max_tokens_per_micro_batch", self.max_tokens_per_micro_batch, allow_zero=True)
+        _positive("algorithm.logit_chunk_tokens", self.logit_chunk_tokens, allow_zero=True)
+        _choice("algorithm.master_weights", self.master_weights, ("float32", "compute"))
+        _choice("algorithm.ref_device", self.ref_device, ("same", "cpu"))
         for key in ("warmup_ratio", "min_lr_ratio"):
             value = getattr(self, key)
             if not 0 <= value <= 1:

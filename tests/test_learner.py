@@ -207,7 +207,7 @@ def test_rollout_logprobs_need_no_extra_forward_pass(tiny_model_dir):
         learner, tokenizer = _learner(tiny_model_dir, _cfg("algorithm=grpo", "algorithm.kl.coef=0",
                                                            f"algorithm.old_logprobs={mode}"))
         calls = []
-        hook = learner.model.register_forward_hook(lambda *_, calls=calls: calls.append(1))
+        hook = learner.model.model.register_forward_hook(lambda *_, calls=calls: calls.append(1))
         batch = make_batch(tokenizer, groups=2, group_size=2, seed=3)
         batch = batch.select(list(range(6)))
         learner.update(batch)
