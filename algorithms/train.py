@@ -23,6 +23,7 @@ The run folder: ``.hydra/config.yaml`` (resolved config), ``model/`` (tiny model
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -47,6 +48,7 @@ from agentropy.algorithms.checkpoint import (
 )
 from agentropy.algorithms.data import Trajectory, collate
 from agentropy.algorithms.learner import Learner
+from agentropy.algorithms.memory import engine_state_dict
 from agentropy.algorithms.metrics import MetricsLog, plot_metrics, read_metrics
 from agentropy.algorithms.rollout import RolloutStats, Task, collect
 from agentropy.algorithms.sft import sft_train
@@ -152,7 +154,10 @@ class Trainer:
         self.model_path = self._model_path()
         from agentropy.agents.tiny import load_pretrained
 
-        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=cfg.agent.dtype)
+        # The trained weights are the float32 master unless algorithm.master_weights=compute;
+        # agent.dtype is the rollout engine's and the forward pass's dtype.
+        master = "float32" if cfg.algorithm.master_weights == "float32" else cfg.agent.dtype
+        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=master)
         self.model.to(self.device).eval()
         self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
         self._closers.append(self.agent)
@@ -195,8 +200,12 @@ class Trainer:
             return VLLMBackend.from_config(cfg, self.model_path)
         from agentropy.agents.backends.hf import HFBackend
 
-        # The learner trains this very model object: no weight copy is ever needed.
-        return HFBackend(self.model, self.tokenizer, batch_size=cfg.generation_batch_size)
+        # The learner trains this very model object when the dtypes agree: no weight copy is
+        # ever needed. Otherwise the backend holds its own copy in agent.dtype.
+        model = self.model
+        if next(model.parameters()).dtype != getattr(torch, cfg.dtype):
+            model = copy.deepcopy(model).to(getattr(torch, cfg.dtype)).eval()
+        return HFBackend(model, self.tokenizer, batch_size=cfg.generation_batch_size)
 
     def _pool(self, split: str, size: int) -> EnvPool:
         env = self.cfg.env
@@ -214,6 +223,7 @@ class Trainer:
             max_new_tokens=cfg.agent.max_new_tokens,
             max_seq_len=2 * cfg.agent.max_prompt_tokens + cfg.agent.max_new_tokens,
             tokenizer=self.tokenizer,
+            compute_dtype=cfg.agent.dtype,
         )
 
     # ------------------------------------------------------------------ the run
@@ -300,6 +310,9 @@ class Trainer:
         if good:
             batch = collate(good, pad_token_id=self.tokenizer.pad_token_id)
             self._episode_ids[self.learner.step] = [t.episode_id for t in good]
+            sleep = getattr(self.agent.backend, "sleep", None)  # vLLM frees its GPU memory
+            if sleep is not None:
+                sleep()
             with self._timed(row, "time/update_s"):
                 row.update(self.learner.update(batch))
             assert self.learner.row_advantages is not None
@@ -358,9 +371,11 @@ class Trainer:
         return out
 
     def _sync_weights(self, version: int) -> None:
-        """Push the learner's weights into the rollout backend (a no-op copy for HF)."""
+        """Push the learner's weights, cast to ``agent.dtype``, into the rollout backend (a no-op
+        copy for HF when the dtypes agree); a sleeping vLLM engine wakes up for it."""
         self.model.eval()
-        self.agent.backend.update_weights(self.model.state_dict(), version=version)
+        state = engine_state_dict(self.model, self.cfg.agent.dtype)
+        self.agent.backend.update_weights(state, version=version)
 
     def _log_replay(self, iteration: int) -> None:
         if self.learner is None or self.learner.replay is None:
