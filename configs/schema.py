@@ -137,7 +137,16 @@ class VLLMConfig:
     """the engine's context length; 0 means ``max_prompt_tokens + max_new_tokens`` with room for
     a prompt that does not fit ``max_prompt_tokens`` even without history"""
 
+    sleep_mode: bool = True
+    """free the engine's GPU memory while the learner updates (``LLM.sleep``) and wake it for the
+    weight push; CUDA only: elsewhere, or with a vLLM without the API, a logged notice and the
+    engine keeps its memory"""
+    sleep_level: int = 1
+    """1: weights offloaded to CPU memory, KV cache dropped; 2: both dropped (less host memory;
+    the weight push refills them)"""
+
     def __post_init__(self) -> None:
+        _choice("agent.vllm.sleep_level", str(self.sleep_level), ("1", "2"))
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(
                 f"agent.vllm.gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}"
