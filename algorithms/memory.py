@@ -110,17 +110,19 @@ def split_lm(model: nn.Module) -> tuple[nn.Module, Callable[[Tensor], Tensor]] |
 
 
 def enable_activation_checkpointing(model: nn.Module) -> bool:
-    """Turn on Hugging Face gradient checkpointing (non-reentrant); False if the model has none.
+    """Turn on Hugging Face activation checkpointing (non-reentrant); False if the model has none.
 
     The layers recompute their activations in the backward pass only in training mode; the
     learner runs its gradient passes with ``model.train()`` (the project's models have no
     dropout, so this changes nothing else).
     """
-    enable = getattr(model, "gradient_checkpointing_enable", None)
-    if enable is None or not getattr(model, "supports_gradient_checkpointing", False):
+    if not getattr(model, "supports_gradient_checkpointing", False):
         log.warning("activation checkpointing: %s does not support it; left off", type(model).__name__)
         return False
-    enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return True
 
 
