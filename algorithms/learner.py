@@ -34,7 +34,7 @@ import torch
 from agentropy.algorithms import functional as F
 from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
 from agentropy.algorithms.data import TokenBatch
-from agentropy.algorithms.filters import completion_texts, group_keep, needs_text, response_keep
+from agentropy.algorithms.filters import completion_texts, group_keep, needs_text, response_keep, row_outcomes
 from agentropy.algorithms.losses import PolicyInputs
 from agentropy.algorithms.memory import (
     StochasticRoundingAdamW,
@@ -217,7 +217,8 @@ class Learner:
         batch = batch.to(self.device)
 
         # 1. Scores, and the group filter (drops whole groups before any forward pass).
-        keep = group_keep(batch, reward_signals(batch, cfg.reward, step).scores, cfg.filters)
+        keep = group_keep(batch, reward_signals(batch, cfg.reward, step).scores, cfg.filters,
+                          outcomes=row_outcomes(batch, cfg.reward.outcome))
         tally.add("batch/dropped_rows", float((~keep).sum()))
         kept_rows = torch.nonzero(keep).flatten()
         self.row_advantages = torch.full((batch.batch_size,), float("nan"), device=self.device)

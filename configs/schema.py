@@ -245,6 +245,10 @@ class RewardConfig:
     """verl-agent: 10 x won"""
     invalid_action_penalty: float = 0.1
     """subtracted from the score of each row whose action was invalid (verl-agent 0.1)"""
+    penalize: str = "format"
+    """which invalid turns pay the penalty: ``format`` (the published rule: verl-agent penalises
+    completions its action parser rejects, not commands the env then refuses) or ``any`` (also
+    commands outside the admissible set, which this project's envs report as invalid too)"""
     tool_call_coef: float = 0.0
     """SPEAR's intrinsic reward min(cap, coef x actions in the episode); 0 turns it off"""
     tool_call_cap: float = 1.0
@@ -255,6 +259,7 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         _choice("algorithm.reward.outcome", self.outcome, ("success", "return"))
+        _choice("algorithm.reward.penalize", self.penalize, ("format", "any"))
         _choice("algorithm.reward.tool_call_schedule", self.tool_call_schedule, ("cosine", "constant"))
         _positive("algorithm.reward.invalid_action_penalty", self.invalid_action_penalty, allow_zero=True)
         _positive("algorithm.reward.tool_call_coef", self.tool_call_coef, allow_zero=True)
@@ -266,7 +271,10 @@ class GroupConfig:
     """Group statistics of GRPO, and of GiGPO's episode and step levels (ALGORITHMS.md 2, 3)."""
 
     norm_by_std: bool = True
-    """divide by the group std (``mean_std_norm``); False is Dr.GRPO / Dr.BoT / ``mean_norm``"""
+    """divide by the group std (``mean_std_norm``); False is Dr.GRPO / Dr.BoT / ``mean_norm``.
+    GRPO's advantage and GiGPO's episode level; GiGPO's step level has its own
+    ``gigpo.step_norm_by_std`` (SPEAR turns this off for GRPO but ran GiGPO's step level
+    with the std)"""
     over_rows: bool = True
     """statistics over all rows of a group (verl-agent's ``compute_mean_std_cross_all_data``
     default: a 50-step trajectory counts 50 times); False: one score per trajectory (the
@@ -285,6 +293,9 @@ class GiGPOConfig:
     """discount of the step returns"""
     step_weight: float = 1.0
     """omega in A = A_episode + omega A_step"""
+    step_norm_by_std: bool = True
+    """divide the step advantage by its anchor group's std (``mean_std_norm``); False:
+    ``mean_norm`` (the WebShop recipes)"""
 
     def __post_init__(self) -> None:
         if not 0 <= self.gamma <= 1:
