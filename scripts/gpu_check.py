@@ -40,7 +40,7 @@ DRY_OVERRIDES = [
     "experiment=quickstart", "agent=tiny", "agent.backend=hf", "agent.dtype=bfloat16", "env=twx_coin",
     "iterations=1", "tasks_per_iteration=2", "group_size=2", "env.max_turns=3", "env.num_workers=1",
     "agent.max_new_tokens=24", "eval.episodes=2", "eval.at_start=false", "eval.every=1", "device=cpu",
-    "progress=false", "tensorboard=false", "algorithm.activation_checkpointing=true",
+    "progress=false", "tensorboard=false", "sft.enabled=false", "algorithm.activation_checkpointing=true",
     "algorithm.max_tokens_per_micro_batch=2048", "algorithm.kl.coef=0.01",
 ]
 
