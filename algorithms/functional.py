@@ -177,7 +177,7 @@ def completion_logprobs_and_entropy(
 
     recompute = torch.is_grad_enabled() and states.requires_grad
     logps, entropies = [], []
-    for start in range(0, states.shape[0], chunk_tokens):
+    for start in range(0, max(states.shape[0], 1), chunk_tokens):  # no rows: one empty chunk keeps the graph
         h, t = states[start:start + chunk_tokens], targets[start:start + chunk_tokens]
         if recompute:
             lp, ent = torch.utils.checkpoint.checkpoint(chunk, h, t, use_reentrant=False)
@@ -186,8 +186,6 @@ def completion_logprobs_and_entropy(
         logps.append(lp)
         entropies.append(ent)
     zeros = hidden.new_zeros(want.shape, dtype=dtype)
-    if not logps:
-        return torch.nn.functional.pad(zeros, (1, 0)), torch.nn.functional.pad(zeros, (1, 0))
     logp_full = torch.nn.functional.pad(zeros.masked_scatter(want, torch.cat(logps)), (1, 0))
     entropy_full = torch.nn.functional.pad(zeros.masked_scatter(want, torch.cat(entropies)), (1, 0))
     return logp_full, entropy_full

@@ -71,6 +71,11 @@ def test_completion_logprobs_match_full_logits(chunk):
     (lp2 * want + ent2).sum().backward()
     assert torch.allclose(lp2, lp) and torch.allclose(ent2, ent)
     assert torch.allclose(hidden.grad, grads[0]) and torch.allclose(head.weight.grad, grads[1])
+    # A micro-batch whose rows were all filtered out still backpropagates (zero gradient).
+    empty = torch.zeros(B, T, dtype=torch.bool)
+    lp3, ent3 = F.completion_logprobs_and_entropy(hidden, head, ids, empty, chunk_tokens=chunk)
+    (lp3.sum() + ent3.sum()).backward()
+    assert not lp3.any() and not ent3.any()
     with pytest.raises(ValueError, match="first token"):
         F.completion_logprobs_and_entropy(hidden, head, ids, torch.ones(B, T, dtype=torch.bool))
 
