@@ -114,7 +114,7 @@ def write_corpus(texts: Iterable[str], path: str | Path) -> int:
 def read_corpus(path: str | Path | None = None) -> list[str]:
     """Read a corpus written by :func:`write_corpus`; the shipped one when ``path`` is None."""
     if path is None:
-        data = resources.files("agents").joinpath(DEFAULT_CORPUS).read_bytes()
+        data = resources.files("agentropy.agents").joinpath(DEFAULT_CORPUS).read_bytes()
     else:
         data = Path(path).read_bytes()
     return [t for t in gzip.decompress(data).decode().split("\n\n") if t]

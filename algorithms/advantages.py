@@ -59,7 +59,7 @@ def reward_signals(batch: TokenBatch, cfg: RewardConfig, step: int) -> RewardSig
 
     Args:
         batch: the rows (uses success, episode_return, rewards, turn_index, num_turns,
-            action_is_valid).
+            action_is_valid, and format_is_valid for ``penalize: format`` when it is set).
         cfg: the reward settings.
         step: the global step (for the tool-call curriculum).
     """
@@ -71,7 +71,10 @@ def reward_signals(batch: TokenBatch, cfg: RewardConfig, step: int) -> RewardSig
     else:
         step_rewards = cfg.scale * batch.rewards
         outcome = cfg.scale * batch.episode_return
-    penalties = cfg.invalid_action_penalty * (~batch.action_is_valid).to(dtype)
+    invalid = ~batch.action_is_valid
+    if cfg.penalize == "format" and batch.format_is_valid is not None:
+        invalid = ~batch.format_is_valid
+    penalties = cfg.invalid_action_penalty * invalid.to(dtype)
     weight = 1.0 if cfg.tool_call_schedule == "constant" else fn.cosine_fall(step, cfg.tool_call_steps)
     bonus = weight * fn.tool_call_reward(batch.num_turns, coef=cfg.tool_call_coef, cap=cfg.tool_call_cap)
     scores = outcome + bonus.to(dtype) - penalties
@@ -163,7 +166,7 @@ def _gigpo_rows(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs
     episode = episode_advantages(signals.scores, batch, cfg.group)
     returns = fn.trajectory_returns(signals.step_rewards, batch.traj_index, batch.turn_index,
                                    cfg.gigpo.gamma) - signals.penalties
-    step = fn.gigpo_step_advantages(returns, batch.anchor_index, norm_by_std=cfg.group.norm_by_std,
+    step = fn.gigpo_step_advantages(returns, batch.anchor_index, norm_by_std=cfg.gigpo.step_norm_by_std,
                                    eps=cfg.group.eps)
     return episode + cfg.gigpo.step_weight * step
 

@@ -164,6 +164,9 @@ class TokenBatch:
         success: float32; 1.0 if the row's trajectory was won, else 0.0.
         action_is_valid: bool; the turn's action was valid.
         completion_truncated: bool; generation stopped at the token limit (finish "length").
+        format_is_valid: bool or None; the completion passed the agent's format check (its
+            action may still be refused by the env); None when unknown (``action_is_valid``
+            stands in).
 
     Tensors the learner adds later with :meth:`replace` (None until then), shape (B, T):
         old_logprobs, ref_logprobs, values, advantages, returns.
@@ -190,6 +193,7 @@ class TokenBatch:
     values: Tensor | None = None
     advantages: Tensor | None = None
     returns: Tensor | None = None
+    format_is_valid: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -310,4 +314,13 @@ def collate(
         success=column((float(traj.won) for _, _, traj, _ in rows), torch.float32),
         action_is_valid=column((t.action_is_valid for *_, t in rows), torch.bool),
         completion_truncated=column((t.finish_reason == "length" for *_, t in rows), torch.bool),
+        format_is_valid=column((_format_ok(t) for *_, t in rows), torch.bool),
     )
+
+
+def _format_ok(turn: Turn) -> bool:
+    """The completion passed the agent's format check. The rollout writes ``"format: ..."`` and
+    ``"env: ..."`` reasons; an invalid turn without a reason counts as a format failure."""
+    if turn.action_is_valid:
+        return True
+    return bool(turn.invalid_reason) and "format:" not in turn.invalid_reason

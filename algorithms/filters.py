@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from agentropy.configs.schema import FilterConfig
 
 __all__ = ["completion_texts", "is_incomplete", "response_keep", "response_filter", "group_keep",
-           "needs_text"]
+           "needs_text", "row_outcomes"]
 
 _ACTION = re.compile(r"<action>.*?</action>", re.DOTALL)
 
@@ -86,18 +86,23 @@ def response_filter(batch: TokenBatch, cfg: FilterConfig, tokenizer=None) -> Ten
     return response_keep(batch, cfg, texts)
 
 
-def group_keep(batch: TokenBatch, scores: Tensor, cfg: FilterConfig) -> Tensor:
+def group_keep(batch: TokenBatch, scores: Tensor, cfg: FilterConfig, *,
+               outcomes: Tensor | None = None) -> Tensor:
     """Which rows survive the group filters.
 
     Each trajectory's score is the mean of its rows' scores. ``drop_constant_groups`` drops
-    groups whose trajectories all scored the same (no learning signal; DAPO's dynamic sampling
-    without the resampling). ``group_keep_ratio`` < 1 keeps that fraction of groups with the
-    highest std of trajectory scores (Dr.BoT's ``rollout_filter_ratio``, type ``std``).
+    groups whose trajectories all had the same outcome (no learning signal; DAPO's dynamic
+    sampling without the resampling): it reads ``outcomes``, not the scores, so that
+    invalid-action penalties do not keep an all-failed group alive. ``group_keep_ratio`` < 1
+    keeps that fraction of groups with the highest std of trajectory scores (Dr.BoT's
+    ``rollout_filter_ratio``, type ``std``).
 
     Args:
         batch: the rows (uses traj_index, group_index).
         scores: (B,) row scores.
         cfg: the filter settings.
+        outcomes: (B,) the outcome of each row's trajectory (see :func:`row_outcomes`); the
+            scores when None.
 
     Returns:
         (B,) bool.
@@ -107,8 +112,18 @@ def group_keep(batch: TokenBatch, scores: Tensor, cfg: FilterConfig) -> Tensor:
         return keep
     traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
     if cfg.drop_constant_groups:
-        _, std, _ = fn.group_stats(traj_score, traj_group)
+        traj_outcome = traj_score
+        if outcomes is not None:
+            _, traj_outcome, _ = fn.trajectory_scores(outcomes.to(scores.dtype), batch.traj_index,
+                                                      batch.group_index)
+        _, std, _ = fn.group_stats(traj_outcome, traj_group)
         keep &= (std > 0)[traj]
     if cfg.group_keep_ratio < 1.0:
         keep &= fn.top_std_groups(traj_score, traj_group, cfg.group_keep_ratio)[traj]
     return keep
+
+
+def row_outcomes(batch: TokenBatch, outcome: str) -> Tensor:
+    """(B,) the outcome of each row's trajectory, without shaping: ``success`` (won) or
+    ``return`` (the episode return), as ``algorithm.reward.outcome`` names it."""
+    return batch.success if outcome == "success" else batch.episode_return

@@ -16,8 +16,10 @@ Sources are cited per function; the formulas are written from the papers and ALG
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.utils.checkpoint
 from agentropy.algorithms.registry import AGGREGATIONS, LR_SCHEDULES
 from torch import Tensor
 
@@ -26,6 +28,7 @@ __all__ = [
     "token_logprobs",
     "token_entropy",
     "token_logprobs_and_entropy",
+    "completion_logprobs_and_entropy",
     # aggregation
     "aggregate",
     "aggregation_weights",
@@ -131,6 +134,65 @@ def token_logprobs_and_entropy(
     zeros = logits.new_zeros(want.shape, dtype=dtype)
     logp_full = torch.nn.functional.pad(zeros.masked_scatter(want, logp), (1, 0))
     entropy_full = torch.nn.functional.pad(zeros.masked_scatter(want, entropy), (1, 0))
+    return logp_full, entropy_full
+
+
+def completion_logprobs_and_entropy(
+    hidden: Tensor,
+    head: Callable[[Tensor], Tensor],
+    input_ids: Tensor,
+    mask: Tensor,
+    *,
+    chunk_tokens: int = 1024,
+    entropy_grad: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """:func:`token_logprobs_and_entropy` from the last hidden states, without the (B, T, V) logits.
+
+    The LM head is applied only at the M positions that predict a masked token, ``chunk_tokens``
+    positions at a time; each chunk's logits, log-softmax and entropy are float32 and, when
+    gradients are on, recomputed in the backward pass instead of being kept (activation
+    checkpointing per chunk). The largest float32 tensor is ``chunk_tokens x V``, whatever B and T.
+
+    Args:
+        hidden: (B, T, H) last hidden states (after the final norm); ``hidden[:, t]`` predicts
+            ``input_ids[:, t + 1]``.
+        head: maps (m, H) hidden states to (m, V) logits (the model's output embedding).
+        input_ids: (B, T) token ids.
+        mask: (B, T) bool, the positions wanted; column 0 must be False.
+        chunk_tokens: positions per chunk (> 0).
+        entropy_grad: False computes the entropy without a gradient (a metric only).
+
+    Returns:
+        ``(logp, entropy)``, both (B, T) float32 (float64 for float64 hidden states), 0 outside
+        ``mask``; equal to :func:`token_logprobs_and_entropy` of ``head(hidden)``.
+    """
+    if chunk_tokens <= 0:
+        raise ValueError(f"chunk_tokens must be > 0, got {chunk_tokens}")
+    if bool(mask[:, 0].any()):
+        raise ValueError("mask[:, 0] is set, but the first token of a row has no prediction")
+    dtype = torch.promote_types(hidden.dtype, torch.float32)
+    want = mask[:, 1:].bool()
+    states = hidden[:, :-1][want]  # (M, H)
+    targets = input_ids[:, 1:][want]  # (M,)
+
+    def chunk(h: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        logp_all = torch.log_softmax(head(h).to(dtype), dim=-1)  # (m, V)
+        source = logp_all if entropy_grad else logp_all.detach()
+        return logp_all.gather(-1, t[:, None]).squeeze(-1), -(source.exp() * source).sum(dim=-1)
+
+    recompute = torch.is_grad_enabled() and states.requires_grad
+    logps, entropies = [], []
+    for start in range(0, max(states.shape[0], 1), chunk_tokens):  # no rows: one empty chunk keeps the graph
+        h, t = states[start:start + chunk_tokens], targets[start:start + chunk_tokens]
+        if recompute:
+            lp, ent = torch.utils.checkpoint.checkpoint(chunk, h, t, use_reentrant=False)
+        else:
+            lp, ent = chunk(h, t)
+        logps.append(lp)
+        entropies.append(ent)
+    zeros = hidden.new_zeros(want.shape, dtype=dtype)
+    logp_full = torch.nn.functional.pad(zeros.masked_scatter(want, torch.cat(logps)), (1, 0))
+    entropy_full = torch.nn.functional.pad(zeros.masked_scatter(want, torch.cat(entropies)), (1, 0))
     return logp_full, entropy_full
 
 

@@ -34,8 +34,16 @@ import torch
 from agentropy.algorithms import functional as fn
 from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
 from agentropy.algorithms.data import TokenBatch
-from agentropy.algorithms.filters import group_keep, needs_text, response_filter
+from agentropy.algorithms.filters import group_keep, needs_text, response_filter, row_outcomes
 from agentropy.algorithms.losses import PolicyInputs
+from agentropy.algorithms.memory import (
+    StochasticRoundingAdamW,
+    as_dtype,
+    autocast,
+    enable_activation_checkpointing,
+    split_lm,
+    token_budget_slices,
+)
 from agentropy.algorithms.parts import LearnerPart, LossContext, PartContext, Tally
 from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS, POLICY_LOSSES
 from agentropy.configs.parts import names
@@ -87,6 +95,9 @@ class Learner:
             need values (``gae``); without one, a value head on the policy's own last hidden
             state is used.
         tokenizer: decodes completions for the ``incomplete`` / ``unreadable`` filters.
+        compute_dtype: dtype of the forward and backward passes (``agent.dtype``); narrower
+            than the model's (float32 master) weights, they run under autocast where the device
+            supports it. None: the model's dtype. Log-probs, entropies and losses stay float32.
 
     Attributes:
         parts: the parts the config uses (:mod:`agentropy.algorithms.parts`), by name, in the
@@ -104,6 +115,7 @@ class Learner:
         ref_model: nn.Module | None = None,
         value_model: nn.Module | None = None,
         tokenizer: Any = None,
+        compute_dtype: torch.dtype | str | None = None,
     ) -> None:
         self.model = model
         self.cfg = cfg
@@ -113,6 +125,12 @@ class Learner:
         self.device = next(model.parameters()).device
         #: dtype of log-probs, entropies and values: float32, or float64 for a float64 model
         self.float_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
+        param_dtype = next(model.parameters()).dtype
+        self.compute_dtype = as_dtype(compute_dtype) if compute_dtype is not None else param_dtype
+        if cfg.master_weights == "float32" and param_dtype in (torch.bfloat16, torch.float16):
+            log.warning("algorithm.master_weights=float32, but the model's weights are %s: load the "
+                        "model in float32 (the trainer does) or set master_weights=compute", param_dtype)
+        self._checkpointing = cfg.activation_checkpointing and enable_activation_checkpointing(model)
         self.step = 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
@@ -126,15 +144,19 @@ class Learner:
         # The parts the config asks for, in catalogue order (agentropy.configs.parts).
         ctx = PartContext(model=model, device=self.device, total_steps=total_steps, max_seq_len=max_seq_len,
                           needs=self.needs, generator=self.generator, lr_factor=self._lr_factor,
-                          ref_model=ref_model, value_model=value_model, forward=self._forward)
+                          ref_model=ref_model, value_model=value_model, forward=self._forward,
+                          compute_dtype=self.compute_dtype)
         built = {name: LEARNER_PARTS.get(name)(cfg, ctx) for name in names("learner part")}
         #: name -> part, for the parts this config uses
         self.parts: dict[str, LearnerPart] = {k: v for k, v in built.items() if v is not None}
 
         # The optimizer and the LR schedule (stepped once per update, i.e. per global step).
+        # Pure bf16 weights (master_weights=compute) get stochastic rounding in the update.
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         groups += [g for part in self.parts.values() for g in part.param_groups()]
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        pure = cfg.master_weights == "compute" and param_dtype == torch.bfloat16
+        optimizer = StochasticRoundingAdamW if pure else torch.optim.AdamW
+        self.optimizer = optimizer(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self._params = [p for g in groups for p in g["params"]]
 
@@ -164,7 +186,8 @@ class Learner:
         batch = batch.to(self.device)
 
         # 1. Scores, and the group filter (drops whole groups before any forward pass).
-        keep = group_keep(batch, reward_signals(batch, cfg.reward, step).scores, cfg.filters)
+        keep = group_keep(batch, reward_signals(batch, cfg.reward, step).scores, cfg.filters,
+                          outcomes=row_outcomes(batch, cfg.reward.outcome))
         tally.add("batch/dropped_rows", float((~keep).sum()))
         kept_rows = torch.nonzero(keep).flatten()
         row_advantages = torch.full((batch.batch_size,), float("nan"), device=self.device)
@@ -251,7 +274,7 @@ class Learner:
         old_lp = zeros() if recompute else None
         entropy = zeros() if want_entropy else None
         filled = {name: zeros() for name in columns}
-        for rows in self._micro_batches(batch.batch_size):
+        for rows in self._micro_batches(batch.batch_size, batch.attention_mask):
             micro = batch.select(rows).trim()
             w = micro.seq_len
             fw = None
@@ -270,12 +293,34 @@ class Learner:
         return batch, entropy
 
     def _forward(self, model: nn.Module, mb: TokenBatch, *, hidden: bool, entropy_grad: bool) -> _Forward:
-        out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, use_cache=False,
-                    output_hidden_states=hidden)
-        logp, entropy = fn.token_logprobs_and_entropy(out.logits, mb.input_ids, mb.loss_mask,
-                                                      entropy_grad=entropy_grad)
-        h = out.hidden_states[-1] if hidden else None
-        return _Forward(logp=logp, entropy=entropy, hidden=h)
+        param = next(model.parameters())
+        if param.device != self.device:  # the reference model on CPU
+            mb = mb.to(param.device)
+        lm = split_lm(model) if self.cfg.logit_chunk_tokens > 0 else None
+        training = model.training
+        if self._checkpointing and torch.is_grad_enabled():
+            model.train()  # Hugging Face checkpoints layers in training mode only
+        try:
+            with autocast(param.device, self.compute_dtype, param.dtype):
+                if lm is None:
+                    out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, use_cache=False,
+                                output_hidden_states=hidden)
+                    h = out.hidden_states[-1] if hidden else None
+                    logp, entropy = fn.token_logprobs_and_entropy(out.logits, mb.input_ids, mb.loss_mask,
+                                                                  entropy_grad=entropy_grad)
+                else:
+                    backbone, head = lm
+                    h = backbone(input_ids=mb.input_ids, attention_mask=mb.attention_mask,
+                                 use_cache=False).last_hidden_state
+                    logp, entropy = fn.completion_logprobs_and_entropy(
+                        h, head, mb.input_ids, mb.loss_mask,
+                        chunk_tokens=self.cfg.logit_chunk_tokens, entropy_grad=entropy_grad)
+                    h = h if hidden else None
+        finally:
+            model.train(training)
+        return _Forward(logp=logp.to(self.device, self.float_dtype),
+                        entropy=entropy.to(self.device, self.float_dtype),
+                        hidden=h.to(self.device) if h is not None else None)
 
     def _optimizer_step(self, mb: TokenBatch, loss_fn: Callable, loss_cfg: PolicyLossConfig, *,
                         scale: float, prefix: str, tally: Tally) -> None:
@@ -337,7 +382,7 @@ class Learner:
         entropy_grad = any(part.entropy_grad for part in parts)
         sums: dict[str, Tensor] = {}  # this mini-batch's loss parts, summed over micro-batches
 
-        for rows in self._micro_batches(mb.batch_size):
+        for rows in self._micro_batches(mb.batch_size, mb.attention_mask):
             micro = mb.select(rows).trim()
             w = micro.seq_len
             fw = self._forward(self.model, micro, hidden=any(part.wants_hidden(micro) for part in parts),
@@ -366,10 +411,10 @@ class Learner:
         for name, value in sums.items():  # averaged over mini-batches
             tally.add(f"{prefix}/{name}", value)
 
-    def _micro_batches(self, n: int) -> Iterator[slice]:
-        size = self.cfg.micro_batch_size
-        for start in range(0, n, size):
-            yield slice(start, min(n, start + size))
+    def _micro_batches(self, n: int, attention_mask: Tensor | None = None) -> Iterator[slice]:
+        lengths = attention_mask.sum(dim=1) if attention_mask is not None else torch.ones(n)
+        yield from token_budget_slices(lengths, max_rows=self.cfg.micro_batch_size,
+                                       max_tokens=self.cfg.max_tokens_per_micro_batch)
 
     def _mini_batches(self, n: int) -> Iterator[Tensor]:
         if n == 0:

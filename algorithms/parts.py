@@ -88,6 +88,7 @@ class PartContext:
         ref_model: a frozen reference model given to the learner, or None.
         value_model: a separate critic given to the learner, or None.
         forward: the learner's forward pass ``(model, micro_batch, *, hidden, entropy_grad)``.
+        compute_dtype: the dtype the forward passes run in (a reference copy is stored in it).
     """
 
     model: nn.Module
@@ -100,6 +101,7 @@ class PartContext:
     ref_model: nn.Module | None = None
     value_model: nn.Module | None = None
     forward: Callable[..., Any] | None = None
+    compute_dtype: torch.dtype | None = None
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ frozen reference and the :class:`KLController`. Each object has explicit state a
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any, Protocol
 
+import torch
 from agentropy.algorithms.functional import kl_k3
+from agentropy.algorithms.memory import frozen_reference
 from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
 from agentropy.algorithms.registry import LEARNER_PARTS
 from torch import Tensor
@@ -142,18 +143,21 @@ class KLPart(LearnerPart):
     """The KL-to-reference term: k3 against a frozen reference, weighted like the policy loss.
 
     The reference is the model given to the learner, or a frozen copy of the policy as it is
-    when the learner is built (then saved in the checkpoint). Reference log-probs are computed
+    when the learner is built, in the compute dtype on the training device or, with
+    ``ref_device=cpu``, on the CPU (then saved in the checkpoint). Reference log-probs are computed
     in the old-policy pass while the coefficient is > 0; rows without them (the replay's) get
     no KL term. Logs ``<prefix>/kl_ref``, ``<prefix>/loss_kl`` and ``kl/coef``.
     """
 
-    def __init__(self, cfg: KLConfig, ctx: PartContext) -> None:
+    def __init__(self, cfg: KLConfig, ctx: PartContext, *, ref_device: str = "same") -> None:
         self.controller = KLController(cfg)
         self.forward = ctx.forward
         self.owns_ref = False
         self.ref_model = ctx.ref_model
         if cfg.coef > 0 and self.ref_model is None:
-            self.ref_model, self.owns_ref = copy.deepcopy(ctx.model), True
+            device = ctx.device if ref_device == "same" else torch.device("cpu")
+            dtype = ctx.compute_dtype or next(ctx.model.parameters()).dtype
+            self.ref_model, self.owns_ref = frozen_reference(ctx.model, dtype=dtype, device=device), True
         if self.ref_model is not None:
             self.ref_model.requires_grad_(False)
 
@@ -194,4 +198,4 @@ class KLPart(LearnerPart):
 
 @LEARNER_PARTS.register("kl")
 def _kl(cfg: AlgorithmConfig, ctx: PartContext) -> KLPart:
-    return KLPart(cfg.kl, ctx)
+    return KLPart(cfg.kl, ctx, ref_device=cfg.ref_device)

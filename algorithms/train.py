@@ -48,6 +48,7 @@ from agentropy.algorithms.checkpoint import (
 )
 from agentropy.algorithms.data import Trajectory, collate
 from agentropy.algorithms.learner import Learner
+from agentropy.algorithms.memory import engine_state_dict
 from agentropy.algorithms.metrics import MetricsLog, plot_metrics, read_metrics
 from agentropy.algorithms.rollout import RolloutStats, Task, collect
 from agentropy.algorithms.sft import sft_train
@@ -154,7 +155,10 @@ class Trainer:
         self.model_path = self._model_path()
         from agentropy.agents.tiny import load_pretrained
 
-        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=cfg.agent.dtype)
+        # The trained weights are the float32 master unless algorithm.master_weights=compute;
+        # agent.dtype is the rollout engine's and the forward pass's dtype.
+        master = "float32" if cfg.algorithm.master_weights == "float32" else cfg.agent.dtype
+        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=master)
         self.model.to(self.device).eval()
         self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
         self._closers.append(self.agent)
@@ -189,7 +193,8 @@ class Trainer:
         return path
 
     def _backend(self) -> Any:
-        # The HF backend serves the very model object the learner trains: no weight copy.
+        # The HF backend serves the very model object the learner trains (a cast copy when
+        # agent.dtype differs from the training dtype): no weight copy between them.
         backend, _ = BACKENDS.get(self.cfg.agent.backend)(self.cfg.agent, self.model_path,
                                                           policy=(self.model, self.tokenizer))
         return backend
@@ -210,6 +215,7 @@ class Trainer:
             max_new_tokens=cfg.agent.max_new_tokens,
             max_seq_len=2 * cfg.agent.max_prompt_tokens + cfg.agent.max_new_tokens,
             tokenizer=self.tokenizer,
+            compute_dtype=cfg.agent.dtype,
         )
 
     # ------------------------------------------------------------------ the run
@@ -295,6 +301,9 @@ class Trainer:
         advantages: dict[str, list[float]] = {}
         if good:
             batch = collate(good, pad_token_id=self.tokenizer.pad_token_id)
+            sleep = getattr(self.agent.backend, "sleep", None)  # vLLM frees its GPU memory
+            if sleep is not None:
+                sleep()
             with self._timed(row, "time/update_s"):
                 result = self.learner.update(batch, labels=[t.episode_id for t in good])
             row.update(result.metrics)
@@ -356,9 +365,11 @@ class Trainer:
         return out
 
     def _sync_weights(self, version: int) -> None:
-        """Push the learner's weights into the rollout backend (a no-op copy for HF)."""
+        """Push the learner's weights, cast to ``agent.dtype``, into the rollout backend (a no-op
+        copy for HF when the dtypes agree); a sleeping vLLM engine wakes up for it."""
         self.model.eval()
-        self.agent.backend.update_weights(self.model.state_dict(), version=version)
+        state = engine_state_dict(self.model, self.cfg.agent.dtype)
+        self.agent.backend.update_weights(state, version=version)
 
     # ------------------------------------------------------------------ persistence
     def _open_metrics(self, *, start_iteration: int, truncate_to: int) -> MetricsLog:

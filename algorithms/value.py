@@ -80,6 +80,7 @@ class SharedCritic(LearnerPart):
         self.cfg = cfg.ppo
         dtype = next(ctx.model.parameters()).dtype
         self.head = ValueHead(ctx.model.config.hidden_size).to(ctx.device, dtype)
+        self.out_dtype = torch.promote_types(dtype, torch.float32)
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.head.parameters()), "lr": self.cfg.critic_lr, "weight_decay": 0.0}]
@@ -94,7 +95,7 @@ class SharedCritic(LearnerPart):
         return {"values": self.values(micro, fw) * micro.loss_mask}
 
     def values(self, micro: TokenBatch, fw: Any) -> Tensor:
-        return self.head(fw.hidden)
+        return self.head(fw.hidden).to(self.out_dtype)
 
     def wants_hidden(self, micro: TokenBatch) -> bool:
         return micro.returns is not None

@@ -138,7 +138,16 @@ class VLLMConfig:
     """the engine's context length; 0 means ``max_prompt_tokens + max_new_tokens`` with room for
     a prompt that does not fit ``max_prompt_tokens`` even without history"""
 
+    sleep_mode: bool = True
+    """free the engine's GPU memory while the learner updates (``LLM.sleep``) and wake it for the
+    weight push; CUDA only: elsewhere, or with a vLLM without the API, a logged notice and the
+    engine keeps its memory"""
+    sleep_level: int = 1
+    """1: weights offloaded to CPU memory, KV cache dropped; 2: both dropped (less host memory;
+    the weight push refills them)"""
+
     def __post_init__(self) -> None:
+        _choice("agent.vllm.sleep_level", str(self.sleep_level), ("1", "2"))
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(
                 f"agent.vllm.gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}"
@@ -232,6 +241,10 @@ class RewardConfig:
     """verl-agent: 10 x won"""
     invalid_action_penalty: float = 0.1
     """subtracted from the score of each row whose action was invalid (verl-agent 0.1)"""
+    penalize: str = "format"
+    """which invalid turns pay the penalty: ``format`` (the published rule: verl-agent penalises
+    completions its action parser rejects, not commands the env then refuses) or ``any`` (also
+    commands outside the admissible set, which this project's envs report as invalid too)"""
     tool_call_coef: float = 0.0
     """SPEAR's intrinsic reward min(cap, coef x actions in the episode); 0 turns it off"""
     tool_call_cap: float = 1.0
@@ -242,6 +255,7 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         _choice("algorithm.reward.outcome", self.outcome, ("success", "return"))
+        _choice("algorithm.reward.penalize", self.penalize, ("format", "any"))
         _choice("algorithm.reward.tool_call_schedule", self.tool_call_schedule, ("cosine", "constant"))
         _positive("algorithm.reward.invalid_action_penalty", self.invalid_action_penalty, allow_zero=True)
         _positive("algorithm.reward.tool_call_coef", self.tool_call_coef, allow_zero=True)
@@ -253,7 +267,10 @@ class GroupConfig:
     """Group statistics of GRPO, and of GiGPO's episode and step levels (ALGORITHMS.md 2, 3)."""
 
     norm_by_std: bool = True
-    """divide by the group std (``mean_std_norm``); False is Dr.GRPO / Dr.BoT / ``mean_norm``"""
+    """divide by the group std (``mean_std_norm``); False is Dr.GRPO / Dr.BoT / ``mean_norm``.
+    GRPO's advantage and GiGPO's episode level; GiGPO's step level has its own
+    ``gigpo.step_norm_by_std`` (SPEAR turns this off for GRPO but ran GiGPO's step level
+    with the std)"""
     over_rows: bool = True
     """statistics over all rows of a group (verl-agent's ``compute_mean_std_cross_all_data``
     default: a 50-step trajectory counts 50 times); False: one score per trajectory (the
@@ -272,6 +289,9 @@ class GiGPOConfig:
     """discount of the step returns"""
     step_weight: float = 1.0
     """omega in A = A_episode + omega A_step"""
+    step_norm_by_std: bool = True
+    """divide the step advantage by its anchor group's std (``mean_std_norm``); False:
+    ``mean_norm`` (the WebShop recipes)"""
 
     def __post_init__(self) -> None:
         if not 0 <= self.gamma <= 1:
@@ -523,6 +543,25 @@ class AlgorithmConfig:
     their trajectories, as in verl-agent, and aggregation is per mini-batch"""
     micro_batch_size: int = 32
     """rows per forward pass; gradients are accumulated over a mini-batch"""
+    max_tokens_per_micro_batch: int = 0
+    """token budget of a forward pass (rows x longest row, after trimming padding); micro-batches
+    take rows while both limits hold. 0: rows only (``micro_batch_size``)"""
+    activation_checkpointing: bool = False
+    """recompute decoder-layer activations in the backward pass (on in the GPU recipes)"""
+    logit_chunk_tokens: int = 1024
+    """apply the LM head at completion positions only, this many at a time, recomputing each
+    chunk's float32 log-softmax in the backward pass (no (rows x seq x vocab) logits); 0 computes
+    full logits (plain path; also used for models :func:`agentropy.algorithms.memory.split_lm`
+    does not know)"""
+    master_weights: str = "float32"
+    """``float32``: trainable weights and AdamW state in float32, the forward and backward under
+    autocast in ``agent.dtype`` (bf16 / fp16) where the device supports it, weights pushed to the
+    rollout engine cast to ``agent.dtype``. ``compute``: pure ``agent.dtype`` weights, stepped by
+    AdamW with float32 moments and stochastic rounding of the weights
+    (:class:`agentropy.algorithms.memory.StochasticRoundingAdamW`); half the weight memory, noisier"""
+    ref_device: str = "same"
+    """where the KL reference lives (made only when ``kl.coef`` > 0, frozen, in ``agent.dtype``):
+    ``same`` as the policy, or ``cpu`` (slower reference pass, no GPU memory)"""
     shuffle: bool = True
     """shuffle rows before splitting them into mini-batches"""
     old_logprobs: str = "recompute"
@@ -548,6 +587,10 @@ class AlgorithmConfig:
         _positive("algorithm.ppo_epochs", self.ppo_epochs)
         _positive("algorithm.mini_batch_size", self.mini_batch_size)
         _positive("algorithm.micro_batch_size", self.micro_batch_size)
+        _positive("algorithm.max_tokens_per_micro_batch", self.max_tokens_per_micro_batch, allow_zero=True)
+        _positive("algorithm.logit_chunk_tokens", self.logit_chunk_tokens, allow_zero=True)
+        _choice("algorithm.master_weights", self.master_weights, ("float32", "compute"))
+        _choice("algorithm.ref_device", self.ref_device, ("same", "cpu"))
         for key in ("warmup_ratio", "min_lr_ratio"):
             value = getattr(self, key)
             if not 0 <= value <= 1:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
 from agentropy.algorithms.registry import ADVANTAGES, POLICY_LOSSES, Registry
-from agentropy.configs.schema import AlgorithmConfig, GroupConfig, RewardConfig
+from agentropy.configs.schema import AlgorithmConfig, GiGPOConfig, GroupConfig, RewardConfig
 
 from tests.learner_cases import rows_batch
 
@@ -65,7 +65,8 @@ def test_gigpo_episode_plus_step_by_hand():
     # Anchor a = {9.5, 0}: mean 4.75 -> +-4.75; anchors b and c are singletons -> 0.
     #   A_S = [4.75, 0, -4.75, 0];  A = A_E + 1 x A_S = [9.775, 5.025, -9.725, -5.075].
     b = _two_trajectories()
-    cfg = _cfg(advantage="gigpo", group=GroupConfig(norm_by_std=False))
+    cfg = _cfg(advantage="gigpo", group=GroupConfig(norm_by_std=False),
+               gigpo=GiGPOConfig(step_norm_by_std=False))
     out = ADVANTAGES.get("gigpo")(b, cfg, AdvantageInputs(reward_signals(b, cfg.reward, 0)))
     assert out.row_advantages.tolist() == pytest.approx([9.775, 5.025, -9.725, -5.075], abs=1e-5)
 

@@ -3,6 +3,9 @@ config, and unknown names or impossible combinations fail naming the key."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 from agentropy.configs.compose import load_config
 from agentropy.configs.schema import ConfigError
@@ -95,3 +98,92 @@ def test_replay_capacity_must_reach_the_trigger():
 
 def test_dual_clip_can_be_turned_off():
     assert load_config(["algorithm.policy_loss.dual_clip_c=null"]).algorithm.policy_loss.dual_clip_c is None
+
+
+# ------------------------------------------------------------------ recipe fixes (issue 12)
+EXPERIMENT_DIR = Path(__file__).resolve().parents[1] / "configs" / "experiment"
+EXPERIMENTS = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_curricula_span_the_run_and_gpu_recipes_save_memory(experiment):
+    cfg = load_config([f"experiment={experiment}"])
+    algo = cfg.algorithm
+    if algo.replay.enabled:
+        assert algo.replay.loss_steps == cfg.iterations
+    if algo.reward.tool_call_coef > 0 and algo.reward.tool_call_schedule == "cosine":
+        assert algo.reward.tool_call_steps == cfg.iterations
+    if experiment != "quickstart":
+        assert algo.activation_checkpointing and algo.max_tokens_per_micro_batch > 0
+        assert algo.master_weights == "float32" and cfg.agent.dtype == "bfloat16"
+
+
+def test_spear_keeps_gigpo_step_std_normalisation():
+    import torch
+    from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
+    from agentropy.algorithms.registry import ADVANTAGES
+
+    from tests.learner_cases import rows_batch
+
+    spear = load_config(["experiment=alfworld_spear"]).algorithm
+    assert not spear.group.norm_by_std and spear.gigpo.step_norm_by_std
+    assert not load_config(["experiment=webshop_spear"]).algorithm.gigpo.step_norm_by_std
+    # Two anchor groups with the same centred step returns but different spreads: with the std
+    # the step advantages are equal, mean-only they differ (the flag reaches the estimator).
+    batch = rows_batch(group=[0, 0, 0, 0], traj=[0, 1, 2, 3], turn=[0, 0, 0, 0], anchor=[0, 0, 1, 1],
+                       success=[1, 0, 1, 1], rewards=[0, 0, 0, 0])
+    batch = batch.replace(success=torch.tensor([1.0, 0.0, 1.0, 0.0]), rewards=torch.tensor([0.0, 0, 0, 0]))
+    out = {}
+    for step_std in (True, False):
+        cfg = dataclasses.replace(spear, gigpo=dataclasses.replace(spear.gigpo, step_norm_by_std=step_std),
+                                  reward=dataclasses.replace(spear.reward, tool_call_coef=0.0))
+        signals = reward_signals(batch, cfg.reward, 0)
+        adv = ADVANTAGES.get("gigpo")(batch, cfg, AdvantageInputs(signals, None, None)).advantages
+        out[step_std] = (adv * batch.loss_mask).sum(1) / batch.loss_mask.sum(1)
+    assert not torch.allclose(out[True], out[False])
+
+
+def test_dapo_has_no_dual_clip_and_filters_by_outcome():
+    from agentropy.algorithms.advantages import reward_signals
+    from agentropy.algorithms.filters import group_keep, row_outcomes
+
+    from tests.learner_cases import rows_batch
+
+    dapo = load_config(["algorithm=dapo"]).algorithm
+    assert dapo.policy_loss.dual_clip_c is None
+    assert load_config(["algorithm=grpo"]).algorithm.policy_loss.dual_clip_c == 3.0
+    # Group 0: both failed, one with an invalid action (scores differ by the penalty only);
+    # group 1: one won. DAPO drops group 0 and keeps group 1.
+    batch = rows_batch(group=[0, 0, 1, 1], traj=[0, 1, 2, 3], turn=[0, 0, 0, 0],
+                       success=[0, 0, 1, 0], valid=[True, False, True, True])
+    scores = reward_signals(batch, dapo.reward, 0).scores
+    assert scores[0] != scores[1]
+    keep = group_keep(batch, scores, dapo.filters, outcomes=row_outcomes(batch, dapo.reward.outcome))
+    assert keep.tolist() == [False, False, True, True]
+    assert group_keep(batch, scores, dapo.filters).tolist() == [True, True, True, True]  # the old rule
+
+
+def test_invalid_penalty_hits_format_failures_by_default():
+    import torch
+    from agentropy.algorithms.advantages import reward_signals
+    from agentropy.algorithms.data import Trajectory, Turn, collate
+
+    def turn(valid, reason):
+        return Turn(prompt_ids=(1, 2), completion_ids=(3,), completion_logprobs=(-1.0,), reward=0.0,
+                    action_is_valid=valid, observation="o", action="a", invalid_reason=reason)
+
+    turns = (turn(True, ""), turn(False, "format: no <action> tag"),
+             turn(False, "env: the engine did not recognise the command"),
+             turn(False, "format: no </think>; env: refused"))
+    batch = collate([Trajectory(env_id="x", seed=0, group_id=0, policy_version=0, turns=turns)],
+                    pad_token_id=0)
+    assert batch.format_is_valid.tolist() == [True, False, True, False]
+    reward = load_config(["algorithm=gigpo"]).algorithm.reward
+    assert reward.penalize == "format"
+    published = reward_signals(batch, reward, 0).penalties
+    assert published.tolist() == pytest.approx([0.0, 0.1, 0.0, 0.1])
+    every = reward_signals(batch, dataclasses.replace(reward, penalize="any"), 0).penalties
+    assert every.tolist() == pytest.approx([0.0, 0.1, 0.1, 0.1])
+    with pytest.raises(ConfigError, match=r"algorithm\.reward\.penalize"):
+        load_config(["algorithm.reward.penalize=env"])
+    assert torch.equal(batch.select([1, 2]).format_is_valid, torch.tensor([False, True]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,11 @@ from tests.learner_cases import make_batch, make_trajectories
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
 ALGORITHMS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+# AGENTROPY_LEARNER_EXTRA adds overrides to every test here, e.g. the memory settings:
+# "algorithm.max_tokens_per_micro_batch=200 algorithm.activation_checkpointing=true".
 SMALL = ["algorithm.mini_batch_size=64", "algorithm.micro_batch_size=4",
-         "algorithm.replay.batch_rows=2", "algorithm.replay.capacity=64"]
+         "algorithm.replay.batch_rows=2", "algorithm.replay.capacity=64",
+         *os.environ.get("AGENTROPY_LEARNER_EXTRA", "").split()]
 
 
 def _cfg(*overrides: str):
@@ -212,7 +216,7 @@ def test_rollout_logprobs_need_no_extra_forward_pass(tiny_model_dir):
         learner, tokenizer = _learner(tiny_model_dir, _cfg("algorithm=grpo", "algorithm.kl.coef=0",
                                                            f"algorithm.old_logprobs={mode}"))
         calls = []
-        hook = learner.model.register_forward_hook(lambda *_, calls=calls: calls.append(1))
+        hook = learner.model.model.register_forward_hook(lambda *_, calls=calls: calls.append(1))
         batch = make_batch(tokenizer, groups=2, group_size=2, seed=3)
         batch = batch.select(list(range(6)))
         learner.update(batch)

@@ -10,6 +10,7 @@ model to train carries ``trains = False``. The names are declared in
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ BACKENDS: Registry = Registry.of("model backend")
 @BACKENDS.register("hf")
 def _hf(config: AgentConfig, model_path: str | Path,
         policy: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+    import torch
     from agentropy.agents.backends.hf import HFBackend
 
     if policy is None:
@@ -33,6 +35,9 @@ def _hf(config: AgentConfig, model_path: str | Path,
 
         policy = load_pretrained(model_path, dtype=config.dtype)
     model, tokenizer = policy
+    dtype = getattr(torch, config.dtype)
+    if next(model.parameters()).dtype != dtype:  # e.g. float32 master weights, bf16 rollouts
+        model = copy.deepcopy(model).to(dtype).eval()
     return HFBackend(model, tokenizer, batch_size=config.generation_batch_size), tokenizer
 
 

