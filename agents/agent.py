@@ -89,7 +89,7 @@ class Agent:
         for memory, obs, info in zip(memories, observations, infos, strict=True):
             admissible = tuple(info.get("admissible_commands") or ())
             prompts.append(self.prompts.build(memory, obs, admissible))
-            contexts.append(TurnContext(obs, admissible, info.get("expert_action")))
+            contexts.append(TurnContext(obs, admissible, info.get("expert_action"), prompts[-1].messages))
         start = time.perf_counter()
         generations = self.backend.generate([p.ids for p in prompts], sampling or self.sampling, contexts)
         self.generate_seconds += time.perf_counter() - start
@@ -121,6 +121,11 @@ def make_backend(config: AgentConfig, model_path: str | Path) -> tuple[Backend, 
         from agentropy.agents.backends.vllm import VLLMBackend
 
         backend = VLLMBackend.from_config(config, model_path)
+        return backend, backend.tokenizer
+    if config.backend == "openai":
+        from agentropy.agents.backends.openai import OpenAIBackend
+
+        backend = OpenAIBackend.from_config(config, model_path)
         return backend, backend.tokenizer
     if config.backend == "scripted":
         from agentropy.agents.backends.scripted import ScriptedBackend

@@ -137,6 +137,7 @@ def _turn(ep: _Episode, step: AgentStep, result: StepResult, capped: bool) -> Tu
         terminated=bool(result.terminated),
         truncated=bool(result.truncated) or (capped and not result.terminated),
         mean_entropy=gen.mean_entropy,
+        trainable=gen.trainable,
     )
 
 
@@ -221,6 +222,7 @@ def episode_record(
         iteration=iteration,
         group_id=traj.group_id,
         failure=traj.failure,
+        trainable=traj.trainable,
     )
 
 
@@ -375,8 +377,8 @@ def collect(
             still = []
             for ep, step, r in zip(active, steps, outcomes, strict=True):
                 tokens += len(step.generation.token_ids)
-                if r.failure:
-                    ep.failure = r.failure
+                if r.failure or step.generation.failure:
+                    ep.failure = step.generation.failure or r.failure
                     finish(ep)
                     continue
                 capped = max_turns is not None and len(ep.turns) + 1 >= max_turns

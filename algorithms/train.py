@@ -18,7 +18,9 @@ One run, in order:
 
 The run folder: ``.hydra/config.yaml`` (resolved config), ``model/`` (tiny model and tokenizer),
 ``episodes.jsonl``, ``metrics.jsonl``, ``replay.jsonl`` (SPEAR), ``tensorboard/``,
-``checkpoints/iter_NNNNNN/``, ``plots/{success,entropy}.png`` and ``summary.json``.
+``checkpoints/iter_NNNNNN/``, ``plots/{success,entropy}.png`` and ``summary.json``. With
+``agent.lora.rank > 0`` (:mod:`agentropy.agents.lora`) checkpoints hold the adapter only (the base
+stays in ``model/``) and ``final_model/`` is the trained policy with the adapter merged.
 """
 
 from __future__ import annotations
@@ -137,6 +139,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.agent.backend == "scripted":
             raise ConfigError("agent.backend: a scripted agent has nothing to train; use hf or vllm")
+        if cfg.agent.backend == "openai":
+            raise ConfigError("agent.backend: an openai server cannot take the trained weights; train with "
+                              "hf or vllm (its completions-API episodes can be collated and trained on)")
         if cfg.resume and Path(cfg.resume).resolve() != self.run_dir.resolve():
             raise ConfigError(f"resume: {cfg.resume} is not this run's folder {self.run_dir}")
         if cfg.torch_threads:
@@ -154,6 +159,10 @@ class Trainer:
 
         self.model, self.tokenizer = load_pretrained(self.model_path, dtype=cfg.agent.dtype)
         self.model.to(self.device).eval()
+        if cfg.agent.lora.enabled:  # every learner then trains the adapters only (agents/lora.py)
+            from agentropy.agents.lora import apply_lora
+
+            self.model = apply_lora(self.model, cfg.agent.lora)
         self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
         self._closers.append(self.agent)
 
@@ -227,6 +236,10 @@ class Trainer:
                                           completed=self.start_iteration, info="")
             for iteration in range(self.start_iteration + 1, cfg.iterations + 1):
                 self._iteration(iteration, main)
+        if cfg.agent.lora.enabled:  # the consolidated policy: a plain model folder
+            from agentropy.agents.lora import save_merged
+
+            save_merged(self.model, self.tokenizer, self.run_dir / "final_model")
         summary = self._summary()
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
@@ -359,8 +372,14 @@ class Trainer:
 
     def _sync_weights(self, version: int) -> None:
         """Push the learner's weights into the rollout backend (a no-op copy for HF)."""
+        from agentropy.agents.lora import merged_state_dict
+
         self.model.eval()
-        self.agent.backend.update_weights(self.model.state_dict(), version=version)
+        if getattr(self.agent.backend, "model", None) is self.model:  # HF serves this very model
+            state = self.model.state_dict()
+        else:  # an engine of its own takes plain weights (LoRA adapters merged in)
+            state = merged_state_dict(self.model)
+        self.agent.backend.update_weights(state, version=version)
 
     def _log_replay(self, iteration: int) -> None:
         if self.learner is None or self.learner.replay is None:
@@ -401,7 +420,12 @@ class Trainer:
             "metrics_offset": self.metrics.tell(),
             "replay_offset": self.replay_log.tell(),
         }
-        save_checkpoint(self.run_dir, iteration, model_state=self.model.state_dict(), state=state,
+        model_state = self.model.state_dict()
+        if self.cfg.agent.lora.enabled:  # the adapter only; the base stays in RUN/model
+            from agentropy.agents.lora import adapter_state_dict
+
+            model_state, meta["lora"] = adapter_state_dict(self.model), True
+        save_checkpoint(self.run_dir, iteration, model_state=model_state, state=state,
                         meta=meta, keep_last=self.cfg.keep_checkpoints)
 
     def _resume(self) -> bool:
@@ -412,7 +436,16 @@ class Trainer:
             return False
         ckpt = load_checkpoint(path, map_location=self.device)
         log.info("resuming %s from %s", self.run_dir, path.name)
-        self.model.load_state_dict(ckpt.model_state)
+        if bool(ckpt.meta.get("lora")) != self.cfg.agent.lora.enabled:
+            saved = "with" if ckpt.meta.get("lora") else "without"
+            raise ConfigError(f"resume: {path.name} was saved {saved} agent.lora; resume with the run's "
+                              "own agent.lora settings")
+        if self.cfg.agent.lora.enabled:
+            from agentropy.agents.lora import load_adapter_state_dict
+
+            load_adapter_state_dict(self.model, ckpt.model_state)
+        else:
+            self.model.load_state_dict(ckpt.model_state)
         self.episodes.truncate(ckpt.meta["episodes_offset"])
         self.replay_log.truncate(ckpt.meta["replay_offset"])
         self.metrics = self._open_metrics(start_iteration=ckpt.iteration + 1,
