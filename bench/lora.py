@@ -50,7 +50,8 @@ def _optimizer_bytes(learner: Learner) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="30m", choices=sorted(MODELS))
     parser.add_argument("--rows", type=int, default=16, help="turn rows per update")
     parser.add_argument("--prompt", type=int, default=256, help="prompt tokens per row (+-10%%)")
@@ -100,8 +101,9 @@ def main() -> None:
         n_train, _ = trainable_parameters(model)
         weights = adapter_state_dict(model) if name != "full" else model.state_dict()
         t = statistics.median(times[name][1:])
-        print(f"| {name} | {n_train:,} | {100 * n_train / n_all:.2f}% | {_optimizer_bytes(learner) / 2**20:,.1f} MiB "
-              f"| {_bytes(weights.values()) / 2**20:,.1f} MiB | {t:.2f} | {t / full_t:.2f} |")
+        print(f"| {name} | {n_train:,} | {100 * n_train / n_all:.2f}% "
+              f"| {_optimizer_bytes(learner) / 2**20:,.1f} MiB | {_bytes(weights.values()) / 2**20:,.1f} MiB "
+              f"| {t:.2f} | {t / full_t:.2f} |")
     print("\nper-round times (s, warm-up first): " + "; ".join(
         f"{k}: {', '.join(f'{x:.2f}' for x in v)}" for k, v in times.items()))
 
