@@ -145,3 +145,23 @@ def test_rollout_logprobs_are_the_trained_models(tmp_path):
         lp = torch.tensor(gen.logprobs)
         assert torch.allclose(lp, teacher_forced(final, prompt, gen, 1.0)[0], atol=1e-4)
         assert not torch.allclose(lp, teacher_forced(base, prompt, gen, 1.0)[0], atol=1e-3)
+
+
+@pytest.mark.vllm
+def test_vllm_engine_generates_with_the_merged_adapters(tiny_model_dir):
+    """A backend with its own engine takes the merged weights (what the trainer pushes)."""
+    from agentropy.agents.backends.vllm import VLLMBackend
+
+    model, tokenizer = _adapted(tiny_model_dir)
+    base, _ = load_pretrained(tiny_model_dir)
+    engine = VLLMBackend(tiny_model_dir, in_process=True, max_model_len=1024)
+    try:
+        engine.update_weights(merged_state_dict(model))
+        prompts = chat_prompts(tokenizer)
+        gens = engine.generate(prompts, SamplingParams(16, 1.0, 1.0, seed=3))
+    finally:
+        engine.close()
+    for prompt, gen in zip(prompts, gens, strict=True):
+        lp = torch.tensor(gen.logprobs)
+        assert torch.allclose(lp, teacher_forced(model, prompt, gen, 1.0)[0], atol=1e-4)
+        assert not torch.allclose(lp, teacher_forced(base, prompt, gen, 1.0)[0], atol=1e-3)
