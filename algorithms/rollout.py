@@ -377,6 +377,8 @@ def collect(
             still = []
             for ep, step, r in zip(active, steps, outcomes, strict=True):
                 tokens += len(step.generation.token_ids)
+                # A generation that failed (a server error) ends its episode too; its env step
+                # above only sent the empty action parsed from no text.
                 if r.failure or step.generation.failure:
                     ep.failure = step.generation.failure or r.failure
                     finish(ep)

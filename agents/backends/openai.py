@@ -158,6 +158,8 @@ class OpenAIBackend:
                     return Generation.failed(reason)
             except (errors.APIConnectionError, errors.APITimeoutError) as exc:
                 reason = f"openai: {type(exc).__name__}: {_short(str(exc))}"
+            except errors.OpenAIError as exc:  # e.g. an answer the client cannot read
+                return Generation.failed(f"openai: {type(exc).__name__}: {_short(str(exc))}")
             if attempt < self.max_retries:
                 log.debug("%s; retry %d of %d in %.2f s", reason, attempt + 1, self.max_retries, wait)
                 time.sleep(wait)
