@@ -5,12 +5,14 @@ Three learners update copies of one model built by agents/tiny.py's builder at a
 (bench/learner.py's ``30m``: hidden 512, 8 layers, MLP 1536), on the same synthetic batch of turn
 rows, with the GRPO recipe as configured (recomputed old log-probs, a reference model for the
 KL term): ``full`` trains every weight, ``lora r=8`` and ``lora r=32`` train adapters on every
-attention and MLP projection (agents/lora.py). The runs take turns, a warm-up round first, and
-the median of the timed rounds is reported; the ratios are what matters on a shared machine.
+attention and MLP projection (agents/lora.py). ``--lean`` adds the same three without the two
+passes that need no gradient (the sampler's log-probs, no KL term). The runs take turns, a
+warm-up round first, and the median of the timed rounds is reported; the ratios are what
+matters on a shared machine.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/lora.py --threads 1               # about 5 minutes on 2 cores
+    .venv/bin/python bench/lora.py --threads 1 --lean --repeats 5    # about 10 minutes on 2 cores
     .venv/bin/python bench/lora.py --repeats 1 --rows 8      # a quick look
 """
 
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--ranks", default="8,32", help="LoRA ranks, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after a warm-up round")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--lean", action="store_true",
+                        help="also time the update without the old-policy and reference passes "
+                             "(sampler's log-probs, no KL): only the trained forward/backward and the step")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,14 +76,18 @@ def main() -> None:
     base = build_model(tokenizer, MODELS[args.model])
     batch = synthetic_batch(base.config.vocab_size, rows=args.rows, prompt=args.prompt,
                             completion=args.completion)
-    cfg = load_config(["algorithm=grpo", f"algorithm.mini_batch_size={args.rows}",
-                       f"algorithm.micro_batch_size={args.micro}", "algorithm.lr=1e-5"]).algorithm
+    common = ["algorithm=grpo", f"algorithm.mini_batch_size={args.rows}",
+              f"algorithm.micro_batch_size={args.micro}", "algorithm.lr=1e-5"]
+    variants = {"": load_config(common).algorithm}
+    if args.lean:
+        variants[" lean"] = load_config([*common, "algorithm.old_logprobs=rollout",
+                                          "algorithm.kl.coef=0"]).algorithm
 
     models = {"full": copy.deepcopy(base)}
     for r in (int(x) for x in args.ranks.split(",")):
         models[f"lora r={r}"] = apply_lora(copy.deepcopy(base), LoRAConfig(rank=r, alpha=2.0 * r))
-    learners = {name: Learner(m.train(), cfg, total_steps=100, max_new_tokens=args.completion * 2)
-                for name, m in models.items()}
+    learners = {name + suffix: Learner(m.train(), cfg, total_steps=100, max_new_tokens=args.completion * 2)
+                for suffix, cfg in variants.items() for name, m in models.items()}
 
     times: dict[str, list[float]] = {k: [] for k in learners}
     for _ in range(args.repeats + 1):  # the first round warms up
@@ -90,16 +99,16 @@ def main() -> None:
     tokens = int(batch.attention_mask.sum())
     n_all = sum(p.numel() for p in base.parameters())
     print(f"\n## {args.model}: {n_all / 1e6:.1f}M parameters; batch {batch.batch_size} rows, {tokens} tokens "
-          f"({int(batch.loss_mask.sum())} completion), micro-batch {args.micro}, GRPO as configured, "
+          f"({int(batch.loss_mask.sum())} completion), micro-batch {args.micro}, "
           f"median of {args.repeats} timed rounds")
     print("| run | trainable parameters | % of model | optimizer state | checkpoint weights "
           "| s / update | x full time |")
     print("|---|---|---|---|---|---|---|")
-    full_t = statistics.median(times["full"][1:])
     for name, learner in learners.items():
-        model = models[name]
+        model = models[name.removesuffix(" lean")]
+        full_t = statistics.median(times["full lean" if name.endswith(" lean") else "full"][1:])
         n_train, _ = trainable_parameters(model)
-        weights = adapter_state_dict(model) if name != "full" else model.state_dict()
+        weights = model.state_dict() if name.startswith("full") else adapter_state_dict(model)
         t = statistics.median(times[name][1:])
         print(f"| {name} | {n_train:,} | {100 * n_train / n_all:.2f}% "
               f"| {_optimizer_bytes(learner) / 2**20:,.1f} MiB | {_bytes(weights.values()) / 2**20:,.1f} MiB "
