@@ -165,3 +165,22 @@ def test_vllm_engine_generates_with_the_merged_adapters(tiny_model_dir):
         lp = torch.tensor(gen.logprobs)
         assert torch.allclose(lp, teacher_forced(model, prompt, gen, 1.0)[0], atol=1e-4)
         assert not torch.allclose(lp, teacher_forced(base, prompt, gen, 1.0)[0], atol=1e-3)
+
+
+@pytest.mark.slow
+def test_resume_restores_the_adapter(tmp_path):
+    """A LoRA run resumed from its checkpoint continues with the saved adapter (the export of
+    the resumed run equals the first one's), and resuming it without agent.lora is refused."""
+    from agentropy.algorithms.train import train
+    from agentropy.configs.compose import load_config
+
+    run = tmp_path / "run"
+    small = [*SMALL, "iterations=1", "eval.episodes=1", "tensorboard=false", "algorithm.lr=5e-3"]
+    train(load_config([*small, "agent.lora.rank=8"]), run)
+    first = load_pretrained(run / "final_model")[0].state_dict()
+    (run / "final_model" / "model.safetensors").unlink()
+    train(load_config([*small, "agent.lora.rank=8", f"resume={run}"]), run)
+    again = load_pretrained(run / "final_model")[0].state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    with pytest.raises(ConfigError, match="agent.lora"):
+        train(load_config([*small, f"resume={run}"]), run)
