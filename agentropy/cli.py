@@ -101,6 +101,10 @@ def cmd_play(args: argparse.Namespace) -> int:
             if getattr(args, key) is not None
         }
         try:
+            if args.base_url:
+                from agentropy.configs.schema import OpenAIConfig
+
+                given["openai"] = OpenAIConfig(base_url=args.base_url)
             config = AgentConfig(model=args.model, **given)
         except ConfigError as exc:
             print(f"agentropy play: {exc}", file=sys.stderr)
@@ -495,7 +499,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="random", choices=["random", "expert", "model"])
     p.add_argument("--model", default=None, help="--agent model: a model folder (or a hub name)")
     # --agent model settings; unset ones keep the defaults of agentropy.configs.schema.AgentConfig.
-    p.add_argument("--backend", default=None, choices=["hf", "vllm"], help="generation backend (hf)")
+    p.add_argument("--backend", default=None, choices=["hf", "vllm", "openai"],
+                   help="generation backend (hf)")
+    p.add_argument("--base-url", default=None,
+                   help="--backend openai: the server's API root (agent.openai.base_url); --model names "
+                        "the tokenizer folder and the served model")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature; 0 is greedy")
     p.add_argument("--max-new-tokens", type=int, default=None)

@@ -30,6 +30,7 @@ The family templates are written for this project; :data:`TEMPLATES` has one per
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -201,12 +202,14 @@ class Prompt:
         text: the decoded ids (for the episode record).
         history_shown: past turns included (step mode: pairs; conversation: chat turns).
         overflow: longer than ``max_prompt_tokens`` even without any history.
+        messages: the chat messages the ids render (step mode; empty in conversation mode).
     """
 
     ids: tuple[int, ...]
     text: str
     history_shown: int
     overflow: bool = False
+    messages: tuple[dict[str, str], ...] = ()
 
 
 @dataclass
@@ -315,7 +318,7 @@ class PromptBuilder:
             if len(ids) <= self.config.max_prompt_tokens or k == 0:
                 break
             k -= 1
-        return self._prompt(ids, k)
+        return dataclasses.replace(self._prompt(ids, k), messages=tuple(messages))
 
     # ------------------------------------------------------------------ conversation mode
     def _cut_template(self) -> _ChatPieces:

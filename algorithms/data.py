@@ -51,6 +51,8 @@ class Turn:
         terminated: the env ended the episode at this step (won or lost).
         truncated: the turn limit ended the episode at this step.
         mean_entropy: mean token entropy of the completion under the sampling policy, if known.
+        trainable: False when the backend could not return the sampled ids and their
+            log-probabilities (a chat-only API): the turn is a record, never a training row.
     """
 
     prompt_ids: tuple[int, ...]
@@ -67,6 +69,7 @@ class Turn:
     terminated: bool = False
     truncated: bool = False
     mean_entropy: float | None = None
+    trainable: bool = True
 
     def __post_init__(self) -> None:
         if len(self.completion_logprobs) != len(self.completion_ids):
@@ -132,6 +135,11 @@ class Trajectory:
     @property
     def terminated(self) -> bool:
         return bool(self.turns) and self.turns[-1].terminated
+
+    @property
+    def trainable(self) -> bool:
+        """Every turn carries the sampled ids and their log-probabilities."""
+        return all(t.trainable for t in self.turns)
 
     @property
     def truncated(self) -> bool:
@@ -265,7 +273,19 @@ def collate(
 
     Returns:
         A :class:`TokenBatch` with B = total number of turns and T = the longest row.
+
+    Raises:
+        ValueError: a trajectory is not trainable (played through an API that returns text
+            only, e.g. ``agent.backend=openai`` with ``agent.openai.api=chat``).
     """
+    for traj in trajectories:
+        if not traj.trainable:
+            raise ValueError(
+                f"episode {traj.episode_id or '?'} cannot be trained on: its backend returned text "
+                "without the sampled token ids and log-probabilities (a chat-only API); play it "
+                "through a completions endpoint that returns them (agent.openai.api=completions on "
+                "vLLM) or a local backend (hf, vllm)"
+            )
     rows: list[tuple[int, int, Trajectory, Turn]] = [
         (ti, k, traj, turn)
         for ti, traj in enumerate(trajectories)

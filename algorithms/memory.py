@@ -155,10 +155,13 @@ def frozen_reference(model: nn.Module, *, dtype: torch.dtype, device: torch.devi
 
 
 def engine_state_dict(model: nn.Module, dtype: torch.dtype | str) -> dict[str, Tensor]:
-    """``model.state_dict()`` with floating tensors cast to ``dtype`` (the rollout engine's);
-    tensors already in ``dtype`` are the model's own (no copy)."""
+    """The weights a rollout engine loads: ``model``'s state dict with any LoRA adapters merged
+    in (:func:`agentropy.agents.lora.merged_state_dict`), floating tensors cast to ``dtype`` (the
+    engine's); tensors already in ``dtype`` are the model's own (no copy)."""
+    from agentropy.agents.lora import merged_state_dict
+
     dtype = as_dtype(dtype)
-    state: Mapping[str, Tensor] = model.state_dict()
+    state: Mapping[str, Tensor] = merged_state_dict(model)
     return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach() for k, v in state.items()}
 
 

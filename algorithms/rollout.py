@@ -141,6 +141,7 @@ def _turn(ep: _Episode, step: AgentStep, result: StepResult, capped: bool) -> Tu
         terminated=bool(result.terminated),
         truncated=bool(result.truncated) or (capped and not result.terminated),
         mean_entropy=gen.mean_entropy,
+        trainable=gen.trainable,
     )
 
 
@@ -225,6 +226,7 @@ def episode_record(
         iteration=iteration,
         group_id=traj.group_id,
         failure=traj.failure,
+        trainable=traj.trainable,
     )
 
 
@@ -428,8 +430,10 @@ class _Run:
         still = []
         for ep, step, r in zip(active, steps, outcomes, strict=True):
             self.tokens += len(step.generation.token_ids)
-            if r.failure:
-                ep.failure = r.failure
+            # A generation that failed (a server error) ends its episode too; its env step
+            # above only sent the empty action parsed from no text.
+            if r.failure or step.generation.failure:
+                ep.failure = step.generation.failure or r.failure
                 self.finish(ep)
                 continue
             capped = self.max_turns is not None and len(ep.turns) + 1 >= self.max_turns

@@ -18,7 +18,9 @@ One run, in order:
 
 The run folder: ``.hydra/config.yaml`` (resolved config), ``model/`` (tiny model and tokenizer),
 ``episodes.jsonl``, ``metrics.jsonl``, ``replay.jsonl`` (SPEAR), ``tensorboard/``,
-``checkpoints/iter_NNNNNN/``, ``plots/{success,entropy}.png`` and ``summary.json``.
+``checkpoints/iter_NNNNNN/``, ``plots/{success,entropy}.png`` and ``summary.json``. With
+``agent.lora.rank > 0`` (:mod:`agentropy.agents.lora`) checkpoints hold the adapter only (the base
+stays in ``model/``) and ``final_model/`` is the trained policy with the adapter merged.
 """
 
 from __future__ import annotations
@@ -138,8 +140,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not getattr(BACKENDS.get(cfg.agent.backend), "trains", True):
-            raise ConfigError(f"agent.backend: a {cfg.agent.backend} agent has nothing to train; "
-                              "use hf or vllm")
+            raise ConfigError(f"agent.backend={cfg.agent.backend}: the learner cannot update this "
+                              "backend's weights (its episodes can still be collated and trained on); "
+                              "train with hf or vllm")
         if cfg.resume and Path(cfg.resume).resolve() != self.run_dir.resolve():
             raise ConfigError(f"resume: {cfg.resume} is not this run's folder {self.run_dir}")
         if cfg.torch_threads:
@@ -160,6 +163,10 @@ class Trainer:
         master = "float32" if cfg.algorithm.master_weights == "float32" else cfg.agent.dtype
         self.model, self.tokenizer = load_pretrained(self.model_path, dtype=master)
         self.model.to(self.device).eval()
+        if cfg.agent.lora.enabled:  # every learner then trains the adapters only (agents/lora.py)
+            from agentropy.agents.lora import apply_lora
+
+            self.model = apply_lora(self.model, cfg.agent.lora)
         self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
         self._closers.append(self.agent)
 
@@ -229,6 +236,10 @@ class Trainer:
                                           completed=self.start_iteration, info="")
             for iteration in range(self.start_iteration + 1, cfg.iterations + 1):
                 self._iteration(iteration, main)
+        if cfg.agent.lora.enabled:  # the consolidated policy: a plain model folder
+            from agentropy.agents.lora import save_merged
+
+            save_merged(self.model, self.tokenizer, self.run_dir / "final_model")
         summary = self._summary()
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
@@ -365,10 +376,14 @@ class Trainer:
         return out
 
     def _sync_weights(self, version: int) -> None:
-        """Push the learner's weights, cast to ``agent.dtype``, into the rollout backend (a no-op
-        copy for HF when the dtypes agree); a sleeping vLLM engine wakes up for it."""
+        """Push the learner's weights (LoRA adapters merged in), cast to ``agent.dtype``, into the
+        rollout backend; the HF backend serving this very model needs no copy. A sleeping vLLM
+        engine wakes up for it."""
         self.model.eval()
-        state = engine_state_dict(self.model, self.cfg.agent.dtype)
+        if getattr(self.agent.backend, "model", None) is self.model:
+            state = self.model.state_dict()
+        else:
+            state = engine_state_dict(self.model, self.cfg.agent.dtype)
         self.agent.backend.update_weights(state, version=version)
 
     # ------------------------------------------------------------------ persistence
@@ -394,7 +409,12 @@ class Trainer:
             "metrics_offset": self.metrics.tell(),
             "replay_offset": self.replay_log.tell(),
         }
-        save_checkpoint(self.run_dir, iteration, model_state=self.model.state_dict(), state=state,
+        model_state = self.model.state_dict()
+        if self.cfg.agent.lora.enabled:  # the adapter only; the base stays in RUN/model
+            from agentropy.agents.lora import adapter_state_dict
+
+            model_state, meta["lora"] = adapter_state_dict(self.model), True
+        save_checkpoint(self.run_dir, iteration, model_state=model_state, state=state,
                         meta=meta, keep_last=self.cfg.keep_checkpoints)
 
     def _resume(self) -> bool:
@@ -405,7 +425,16 @@ class Trainer:
             return False
         ckpt = load_checkpoint(path, map_location=self.device)
         log.info("resuming %s from %s", self.run_dir, path.name)
-        self.model.load_state_dict(ckpt.model_state)
+        if bool(ckpt.meta.get("lora")) != self.cfg.agent.lora.enabled:
+            saved = "with" if ckpt.meta.get("lora") else "without"
+            raise ConfigError(f"resume: {path.name} was saved {saved} agent.lora; resume with the run's "
+                              "own agent.lora settings")
+        if self.cfg.agent.lora.enabled:
+            from agentropy.agents.lora import load_adapter_state_dict
+
+            load_adapter_state_dict(self.model, ckpt.model_state)
+        else:
+            self.model.load_state_dict(ckpt.model_state)
         self.episodes.truncate(ckpt.meta["episodes_offset"])
         self.replay_log.truncate(ckpt.meta["replay_offset"])
         self.metrics = self._open_metrics(start_iteration=ckpt.iteration + 1,

@@ -56,6 +56,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "model backend": {
         "hf": _BACKENDS,
         "vllm": _BACKENDS,
+        "openai": _BACKENDS,
         "scripted": _BACKENDS,
     },
 }

@@ -35,6 +35,8 @@ __all__ = [
     "GiGPOConfig",
     "GroupConfig",
     "KLConfig",
+    "LoRAConfig",
+    "OpenAIConfig",
     "PPOConfig",
     "PolicyLossConfig",
     "ReplayConfig",
@@ -157,14 +159,75 @@ class VLLMConfig:
 
 
 @dataclass
+class OpenAIConfig:
+    """An OpenAI-compatible server as the agent (``agent.backend=openai``): vLLM's ``vllm serve``,
+    SGLang, or a hosted API."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    """environment variable holding the API key (unset: the placeholder ``EMPTY``, which local
+    servers accept)"""
+    model: str = ""
+    """the served model name; "" means ``agent.model``"""
+    api: str = "completions"
+    """``completions``: prompts go as token ids and the sampled ids and log-probabilities come back
+    (vLLM), so episodes can be trained on; ``chat``: messages in, text out, episodes recorded as
+    not trainable (any chat API; needs ``prompt_mode=step``)"""
+    max_concurrency: int = 8
+    """requests in flight at once"""
+    timeout_s: float = 120.0
+    """per request"""
+    max_retries: int = 3
+    """retries of a request after a connection error, timeout, 429 or 5xx; then the episode fails"""
+    backoff_s: float = 0.5
+    """wait before the first retry; doubled for each further one"""
+
+    def __post_init__(self) -> None:
+        _choice("agent.openai.api", self.api, ("completions", "chat"))
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"agent.openai.base_url: must start with http:// or https://, got {self.base_url!r}")
+        _positive("agent.openai.max_concurrency", self.max_concurrency)
+        _positive("agent.openai.timeout_s", self.timeout_s)
+        _positive("agent.openai.max_retries", self.max_retries, allow_zero=True)
+        _positive("agent.openai.backoff_s", self.backoff_s, allow_zero=True)
+
+
+@dataclass
+class LoRAConfig:
+    """Low-rank adapters (``peft``) trained instead of the full model; off while ``rank`` is 0."""
+
+    rank: int = 0
+    """adapter rank r; 0 trains the full model"""
+    alpha: float = 16.0
+    """the update is scaled by alpha / r"""
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    """names of the linear layers that get adapters (Qwen2/Llama names)"""
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+    def __post_init__(self) -> None:
+        _positive("agent.lora.rank", self.rank, allow_zero=True)
+        _positive("agent.lora.alpha", self.alpha)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"agent.lora.dropout: must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            raise ConfigError("agent.lora.target_modules: name at least one module")
+
+
+@dataclass
 class AgentConfig:
     """The policy: which model, which backend, how it is prompted, sampled and parsed."""
 
     model: str = "tiny"
     """``tiny`` builds the local model into the run folder; otherwise a folder or hub name"""
     backend: str = "hf"
-    """``hf`` (transformers generate), ``vllm``, or ``scripted`` (``random`` / ``expert``
-    policies, see ``scripted_policy``)"""
+    """``hf`` (transformers generate), ``vllm``, ``openai`` (an OpenAI-compatible server, see
+    ``openai``), or ``scripted`` (``random`` / ``expert`` policies, see ``scripted_policy``)"""
     dtype: str = "float32"
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     prompt_mode: str = "step"
@@ -198,9 +261,13 @@ class AgentConfig:
     scripted_policy: str = "expert"
     """policy of the ``scripted`` backend: ``random`` admissible action or ``expert`` action"""
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
     def __post_init__(self) -> None:
         _registered("model backend", "agent.backend", self.backend)
+        if self.backend == "openai" and self.openai.api == "chat" and self.prompt_mode != "step":
+            raise ConfigError("agent.openai.api=chat sends chat messages: it needs agent.prompt_mode=step")
         _choice("agent.dtype", self.dtype, ("float32", "bfloat16", "float16"))
         _choice("agent.prompt_mode", self.prompt_mode, ("step", "conversation"))
         _choice("agent.history_observation", self.history_observation, ("full", "first_sentence"))

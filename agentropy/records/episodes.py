@@ -110,6 +110,8 @@ class EpisodeRecord:
         terminated: the env ended the episode.
         truncated: the turn limit ended it.
         failure: why the episode could not be completed ("" when it was).
+        trainable: False when the agent's backend returned text only (a chat-only API), so the
+            episode has no token ids or log-probabilities to train on.
         turns: the turns, in order.
         initial_observation: the observation returned by ``reset``.
         split: the env's task split.
@@ -138,6 +140,7 @@ class EpisodeRecord:
     iteration: int | None = None
     group_id: int | None = None
     failure: str = ""
+    trainable: bool = True
     schema_version: int = SCHEMA_VERSION
 
     @property

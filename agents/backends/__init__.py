@@ -50,6 +50,18 @@ def _vllm(config: AgentConfig, model_path: str | Path,
     return backend, backend.tokenizer
 
 
+@BACKENDS.register("openai")
+def _openai(config: AgentConfig, model_path: str | Path,
+            policy: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+    from agentropy.agents.backends.openai import OpenAIBackend
+
+    backend = OpenAIBackend.from_config(config, model_path)
+    return backend, backend.tokenizer
+
+
+_openai.trains = False  # type: ignore[attr-defined]  # the server's weights are not ours to update
+
+
 @BACKENDS.register("scripted")
 def _scripted(config: AgentConfig, model_path: str | Path,
               policy: tuple[Any, Any] | None = None) -> tuple[Any, Any]:

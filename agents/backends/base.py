@@ -77,6 +77,10 @@ class Generation:
         finish_reason: ``"stop"`` (EOS sampled) or ``"length"`` (``max_new_tokens`` reached).
         entropies: the entropy in nats of each token's sampling distribution, when the
             backend computes it cheaply (HF does; vLLM does not); None otherwise.
+        trainable: False when the backend returned text only (a chat-only API): then
+            ``token_ids`` and ``logprobs`` are empty and the turn is never trained on.
+        failure: why no completion could be produced (a server error after its retries);
+            "" otherwise. The rollout ends such an episode as failed, with this reason.
     """
 
     token_ids: tuple[int, ...]
@@ -84,8 +88,13 @@ class Generation:
     text: str
     finish_reason: str
     entropies: tuple[float, ...] | None = None
+    trainable: bool = True
+    failure: str = ""
 
     def __post_init__(self) -> None:
+        if self.failure or not self.trainable:
+            if self.token_ids or self.logprobs:
+                raise ValueError("a failed or text-only generation carries no token ids or logprobs")
         if len(self.logprobs) != len(self.token_ids):
             raise ValueError(
                 f"generation has {len(self.token_ids)} tokens but {len(self.logprobs)} logprobs"
@@ -94,10 +103,16 @@ class Generation:
             raise ValueError(
                 f"generation has {len(self.token_ids)} tokens but {len(self.entropies)} entropies"
             )
-        if self.finish_reason not in ("stop", "length"):
+        if self.finish_reason not in ("stop", "length") and not self.failure:
             raise ValueError(f"finish_reason must be 'stop' or 'length', got {self.finish_reason!r}")
         if any(math.isnan(x) or x > 1e-4 for x in self.logprobs):
             raise ValueError("a sampling log-probability is NaN or positive")
+
+    @classmethod
+    def failed(cls, reason: str) -> Generation:
+        """No completion: the backend gave up on this prompt (``reason`` says why)."""
+        return cls(token_ids=(), logprobs=(), text="", finish_reason="error", trainable=False,
+                   failure=reason or "generation failed")
 
     @property
     def mean_entropy(self) -> float | None:
@@ -116,11 +131,14 @@ class TurnContext:
         observation: the current observation.
         admissible_commands: the commands the env accepts now.
         expert_action: the env's expert command, if it has one.
+        messages: the prompt as chat messages (``role``/``content``), when the prompt builder
+            has them (step mode); for backends that send messages, not token ids.
     """
 
     observation: str
     admissible_commands: tuple[str, ...]
     expert_action: str | None = None
+    messages: tuple[Mapping[str, str], ...] = ()
 
 
 @runtime_checkable
