@@ -261,7 +261,7 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iteration", type=int, default=None, help="training iteration")
     g.add_argument("--policy-version", type=int, default=None)
     g.add_argument("--group", type=int, default=None, help="GRPO group id")
-    g.add_argument("--phase", default=None, choices=["train", "eval", "play"])
+    g.add_argument("--phase", default=None, choices=["train", "eval", "play", "sft"])
     g.add_argument("--agent", default=None, help='e.g. "random", "expert", "model:hf"')
     g.add_argument("--split", default=None)
     g.add_argument("-q", "--query", default=None,
@@ -410,6 +410,22 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return 1 if differing else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from agentropy.inspect.export import export_run
+
+    if _open_run(args.run) is None:
+        return 2
+    try:
+        stats = export_run(args.run, args.out, _filter(args), text=args.text)
+    except ValueError as exc:
+        print(f"agentropy export: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {stats['episodes']} episodes (episodes/), {stats['sft_rows']} SFT rows (sft/); "
+          f"load with datasets.load_dataset('parquet', data_files='{args.out}/sft/*.parquet'); "
+          f"train on them with `agentropy train sft.dataset={args.out}`")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -529,6 +545,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000)
     _add_filters(p)
     p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("export", help="write a run's episodes as a Hugging Face dataset (parquet)")
+    p.add_argument("run", help="run folder (with episodes.jsonl)")
+    p.add_argument("out", help="output folder: episodes/ (one row per episode), sft/ (one per turn)")
+    _add_filters(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="success and score per task type of two runs or checkpoints")
     p.add_argument("run_a", help="run folder A")
