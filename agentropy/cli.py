@@ -523,10 +523,10 @@ def cmd_eval(overrides: Sequence[str]) -> int:
         return 2
     table = evaluate(agent, suite, envs, out, temperature=float(args.get("temperature", 0.0)),
                      progress=args.get("progress", "true").lower() != "false")
-    print(f"{'env':<26} {'split':<13} {'task type':<14} {'n':>4}  {'success [95%]':<20} "
+    print(f"{'env':<26} {'split':<13} {'task type':<24} {'n':>4}  {'success [95%]':<20} "
           f"{'score [95%]':<20} {'length [95%]':<22} invalid [95%]")
     for r in table:
-        print(f"{r['env']:<26} {r['split']:<13} {r['task_type']:<14} {r['episodes']:>4}  "
+        print(f"{r['env']:<26} {r['split']:<13} {r['task_type']:<24} {r['episodes']:>4}  "
               f"{_ci_cell(r, 'success'):<20} {_ci_cell(r, 'score'):<20} {_ci_cell(r, 'length', '.1f'):<22} "
               f"{_ci_cell(r, 'invalid_rate')}")
     print(f"{out}: episodes.jsonl, eval.json (agentropy replay/view/compare {out})")
