@@ -457,6 +457,7 @@ def _eval_agent(policy: str, agent_overrides: dict[str, str], out: Path):
 
     base: dict = {}
     model_path: str | Path = policy
+    checkpoint: Path | None = None
     if policy in ("expert", "random"):
         from agentropy.agents.tiny import make_model
 
@@ -469,16 +470,30 @@ def _eval_agent(policy: str, agent_overrides: dict[str, str], out: Path):
                 make_model(model_path)
     elif Path(policy).exists():
         p = Path(policy)
+        if (p / "model.safetensors").exists() and (p / "meta.json").exists():  # runs/X/checkpoints/iter_N
+            checkpoint, p = p, p.parent.parent
+        else:  # a run folder: its latest checkpoint (the trained weights); a plain model folder: itself
+            from agentropy.algorithms.checkpoint import latest_checkpoint
+
+            checkpoint = latest_checkpoint(p) if (p / "checkpoints").is_dir() else None
         hydra = p / ".hydra" / "config.yaml"
         if hydra.exists():
             base = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(hydra)).get("agent", {}).items()
                     if k in AgentConfig.__dataclass_fields__}
         model_path = p / "model" if (p / "model" / "config.json").exists() else p
-        if not (Path(model_path) / "config.json").exists():
+        if not (p / "model").exists() and base.get("model", "tiny") != "tiny":  # a run of a hub model
+            model_path = base["model"]
+        elif not (Path(model_path) / "config.json").exists():
             raise FileNotFoundError(f"policy={policy}: no model/ folder or config.json there")
     merged = OmegaConf.merge(OmegaConf.structured(AgentConfig), base, agent_overrides)
     config: AgentConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    return make_agent(config, model_path)
+    agent = make_agent(config, model_path)
+    if checkpoint is not None:
+        from safetensors.torch import load_file
+
+        log.info("eval: weights of %s", checkpoint)
+        agent.backend.model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+    return agent
 
 
 def _ci_cell(row: dict, key: str, fmt: str = ".2f") -> str:
