@@ -282,7 +282,7 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iteration", type=int, default=None, help="training iteration")
     g.add_argument("--policy-version", type=int, default=None)
     g.add_argument("--group", type=int, default=None, help="GRPO group id")
-    g.add_argument("--phase", default=None, choices=["train", "eval", "play"])
+    g.add_argument("--phase", default=None, choices=["train", "eval", "play", "sft"])
     g.add_argument("--agent", default=None, help='e.g. "random", "expert", "model:hf"')
     g.add_argument("--split", default=None)
     g.add_argument("-q", "--query", default=None,
@@ -438,6 +438,144 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return 1 if differing else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from agentropy.inspect.export import export_run
+
+    if _open_run(args.run) is None:
+        return 2
+    try:
+        stats = export_run(args.run, args.out, _filter(args), text=args.text)
+    except ValueError as exc:
+        print(f"agentropy export: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {stats['episodes']} episodes (episodes/), {stats['sft_rows']} SFT rows (sft/); "
+          f"load with datasets.load_dataset('parquet', data_files='{args.out}/sft/*.parquet'); "
+          f"train on them with `agentropy train sft.dataset={args.out}`")
+    return 0
+
+
+EVAL_HELP = """\
+agentropy eval suite=NAME policy=POLICY [key=value ...]
+
+Evaluate a policy on a suite (configs/suite/NAME.yaml: env configs, splits, episodes, seed) and
+write a run folder that `agentropy replay`, `view` and `compare` read, with eval.json (success,
+score, length, invalid-action rate per env, split and task type, 95% intervals: Wilson for rates,
+percentile bootstrap for means).
+
+  policy=expert | random     the scripted expert or random baseline (agents/backends/scripted.py)
+  policy=runs/X              a finished run (its model/ folder) or a checkpoint/model folder
+  policy=ORG/NAME            a hub model name (same path as a local model)
+  out=DIR                    the run folder (default runs/eval/<suite>-<time>)
+  episodes=N seed=S          override the suite's counts (results then compare only to the same N, S)
+  temperature=T              decoding temperature (default 0: greedy)
+  agent.KEY=VALUE            any agent config field, e.g. agent.backend=vllm
+
+Examples:
+  agentropy eval suite=twx_coin policy=expert
+  agentropy eval suite=alfworld policy=runs/2026-12-03/10-00-00 episodes=20
+  agentropy compare runs/eval/A runs/eval/B
+"""
+
+
+def _eval_agent(policy: str, agent_overrides: dict[str, str], out: Path):
+    from omegaconf import OmegaConf
+
+    from agentropy.agents.agent import make_agent
+    from agentropy.configs.schema import AgentConfig
+
+    base: dict = {}
+    model_path: str | Path = policy
+    checkpoint: Path | None = None
+    if policy in ("expert", "random"):
+        from agentropy.agents.tiny import make_model
+
+        base = {"backend": "scripted", "scripted_policy": policy}
+        if "model" in agent_overrides:  # another model's tokenizer
+            model_path = agent_overrides.pop("model")
+        else:  # scripted agents only need a tokenizer: the tiny model's
+            model_path = out / "tokenizer"
+            if not (model_path / "config.json").exists():
+                make_model(model_path)
+    elif Path(policy).exists():
+        p = Path(policy)
+        if (p / "model.safetensors").exists() and (p / "meta.json").exists():  # runs/X/checkpoints/iter_N
+            checkpoint, p = p, p.parent.parent
+        else:  # a run folder: its latest checkpoint (the trained weights); a plain model folder: itself
+            from agentropy.algorithms.checkpoint import latest_checkpoint
+
+            checkpoint = latest_checkpoint(p) if (p / "checkpoints").is_dir() else None
+        hydra = p / ".hydra" / "config.yaml"
+        if hydra.exists():
+            base = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(hydra)).get("agent", {}).items()
+                    if k in AgentConfig.__dataclass_fields__}
+        model_path = p / "model" if (p / "model" / "config.json").exists() else p
+        if not (p / "model").exists() and base.get("model", "tiny") != "tiny":  # a run of a hub model
+            model_path = base["model"]
+        elif not (Path(model_path) / "config.json").exists():
+            raise FileNotFoundError(f"policy={policy}: no model/ folder or config.json there")
+    merged = OmegaConf.merge(OmegaConf.structured(AgentConfig), base, agent_overrides)
+    config: AgentConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    agent = make_agent(config, model_path)
+    if checkpoint is not None:
+        from safetensors.torch import load_file
+
+        log.info("eval: weights of %s", checkpoint)
+        agent.backend.model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+    return agent
+
+
+def _ci_cell(row: dict, key: str, fmt: str = ".2f") -> str:
+    lo, hi = row[key + "_ci"]
+    return f"{row[key]:{fmt}} [{lo:{fmt}},{hi:{fmt}}]"
+
+
+def cmd_eval(overrides: Sequence[str]) -> int:
+    import time
+
+    from agentropy.algorithms.evaluate import evaluate, load_suite
+    from agentropy.configs.schema import ConfigError
+
+    if not overrides or any(a in ("-h", "--help") for a in overrides):
+        print(EVAL_HELP)
+        return 0
+    args: dict[str, str] = {}
+    for item in overrides:
+        if "=" not in item:
+            print(f"agentropy eval: expected key=value, got {item!r} (see agentropy eval --help)",
+                  file=sys.stderr)
+            return 2
+        key, value = item.split("=", 1)
+        args[key] = value
+    agent_overrides = {k[len("agent."):]: v for k, v in args.items() if k.startswith("agent.")}
+    args = {k: v for k, v in args.items() if not k.startswith("agent.")}
+    unknown = set(args) - {"suite", "policy", "out", "episodes", "seed", "temperature", "progress"}
+    if unknown or "suite" not in args or "policy" not in args:
+        print(f"agentropy eval: need suite= and policy=; unknown keys {sorted(unknown)} "
+              "(see agentropy eval --help)", file=sys.stderr)
+        return 2
+    try:
+        suite, envs = load_suite(args["suite"], {k: int(args[k]) for k in ("episodes", "seed") if k in args})
+    except (ConfigError, ValueError) as exc:
+        print(f"agentropy eval: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.get("out") or f"runs/eval/{Path(args['suite']).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        agent = _eval_agent(args["policy"], agent_overrides, out)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"agentropy eval: {exc}", file=sys.stderr)
+        return 2
+    table = evaluate(agent, suite, envs, out, temperature=float(args.get("temperature", 0.0)),
+                     progress=args.get("progress", "true").lower() != "false")
+    print(f"{'env':<26} {'split':<13} {'task type':<24} {'n':>4}  {'success [95%]':<20} "
+          f"{'score [95%]':<20} {'length [95%]':<22} invalid [95%]")
+    for r in table:
+        print(f"{r['env']:<26} {r['split']:<13} {r['task_type']:<24} {r['episodes']:>4}  "
+              f"{_ci_cell(r, 'success'):<20} {_ci_cell(r, 'score'):<20} {_ci_cell(r, 'length', '.1f'):<22} "
+              f"{_ci_cell(r, 'invalid_rate')}")
+    print(f"{out}: episodes.jsonl, eval.json (agentropy replay/view/compare {out})")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -562,6 +700,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_filters(p)
     p.set_defaults(func=cmd_rerun)
 
+    sub.add_parser("eval", help="evaluate a policy on a suite: agentropy eval suite=NAME policy=P (--help)")
+
+    p = sub.add_parser("export", help="write a run's episodes as a Hugging Face dataset (parquet)")
+    p.add_argument("run", help="run folder (with episodes.jsonl)")
+    p.add_argument("out", help="output folder: episodes/ (one row per episode), sft/ (one per turn)")
+    _add_filters(p)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("compare", help="success and score per task type of two runs or checkpoints")
     p.add_argument("run_a", help="run folder A")
     p.add_argument("run_b", help="run folder B (may be A, with --iteration-a/-b)")
@@ -590,6 +736,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if all(a in ("-v", "--verbose") for a in head):
             _setup_logging(bool(head))
             return cmd_train(argv[command + 1 :])
+    if command is not None and argv[command] == "eval":
+        _setup_logging(bool(argv[:command]))
+        return cmd_eval(argv[command + 1 :])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -266,12 +266,17 @@ class Trainer:
         cfg = self.cfg
         from agentropy.agents.backends.scripted import ScriptedBackend
 
-        expert = Agent(ScriptedBackend(self.tokenizer, policy="expert", seed=cfg.seed),
-                       self.tokenizer, cfg.agent)
-        tasks = [Task(seed=10_000_000 + cfg.seed * 100_003 + i) for i in range(cfg.sft.episodes)]
-        demos = collect(self.train_pool, expert, tasks, 1, log_to=self.episodes, phase="sft",
-                        iteration=0, progress=self.progress)
-        kept = [t for t in demos if t.won and not t.failure]
+        if cfg.sft.dataset:  # bring your own demonstrations (agentropy export output)
+            from agentropy.algorithms.sft_data import load_sft_trajectories
+
+            demos = kept = load_sft_trajectories(cfg.sft.dataset, self.tokenizer)
+        else:
+            expert = Agent(ScriptedBackend(self.tokenizer, policy="expert", seed=cfg.seed),
+                           self.tokenizer, cfg.agent)
+            tasks = [Task(seed=10_000_000 + cfg.seed * 100_003 + i) for i in range(cfg.sft.episodes)]
+            demos = collect(self.train_pool, expert, tasks, 1, log_to=self.episodes, phase="sft",
+                            iteration=0, progress=self.progress)
+            kept = [t for t in demos if t.won and not t.failure]
         if not kept:
             raise RuntimeError("SFT: the expert won no episode; nothing to imitate")
         job = self.progress.add_task("SFT steps", total=cfg.sft.steps, info="")

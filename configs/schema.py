@@ -686,6 +686,9 @@ class SFTConfig:
     """cosine decay to this fraction of ``lr``"""
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    dataset: str = ""
+    """train on this dataset (``agentropy export`` output or parquet with prompt/completion columns)
+    instead of scripted-expert episodes; "" plays the expert"""
 
     def __post_init__(self) -> None:
         _positive("sft.episodes", self.episodes)
