@@ -590,7 +590,9 @@ class RayPool(_WorkerPool):
         return self._workers[index].handle.serve.remote(message)
 
     def _wait(self, handles: list[Any], timeout: float) -> list[Any]:
-        ready, _ = self._ray.wait(handles, num_returns=1, timeout=timeout)
+        # One wait for the whole batch: it returns early only at the deadline, and a dead
+        # actor's reference is ready (with its error) at once.
+        ready, _ = self._ray.wait(handles, num_returns=len(handles), timeout=timeout)
         return ready
 
     def _receive(self, index: int, handle: Any) -> list[Any]:
