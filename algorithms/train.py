@@ -48,6 +48,7 @@ from agentropy.algorithms.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from agentropy.algorithms.cluster import connect
 from agentropy.algorithms.data import Trajectory, collate
 from agentropy.algorithms.learner import Learner
 from agentropy.algorithms.memory import engine_state_dict
@@ -170,7 +171,13 @@ class Trainer:
         self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
         self._closers.append(self.agent)
 
-        # Environment pools: one for training, one per evaluation split.
+        # The cluster (cluster=ray: env workers are Ray actors), then the environment pools: one
+        # for training, one per evaluation split.
+        self.cluster = connect(cfg.cluster)
+        self._closers.append(self.cluster)
+        for line in self.cluster.placement(env_workers=cfg.env.num_workers, pool=cfg.env.pool,
+                                           backend=cfg.agent.backend, device=str(self.device)):
+            log.info("placement: %s", line)
         self.train_pool = self._pool(cfg.env.train_split, cfg.tasks_per_iteration * cfg.group_size)
         eval_size = min(cfg.eval.pool_size or len(self.train_pool), max(cfg.eval.episodes, 1))
         self.eval_pools = {split: self._pool(split, eval_size) for split in cfg.env.eval_splits}

@@ -25,6 +25,7 @@ from hydra.core.config_store import ConfigStore
 __all__ = [
     "AgentConfig",
     "AlgorithmConfig",
+    "ClusterConfig",
     "ConfigError",
     "EMPGConfig",
     "EPOConfig",
@@ -103,9 +104,9 @@ class EnvConfig:
     train_split: str = "train"
     eval_splits: list[str] = field(default_factory=lambda: ["dev"])
     pool: str = "serial"
-    """EnvPool backend: ``serial`` or ``subprocess``"""
+    """EnvPool backend: ``serial``, ``subprocess`` or ``ray`` (Ray actors; needs ``cluster=ray``)"""
     num_workers: int = 2
-    """worker processes of the ``subprocess`` pool"""
+    """worker processes (``subprocess``) or actors (``ray``) of the pool"""
     step_timeout_s: float = 120.0
     """a reset or step that takes longer marks its episode failed and replaces the worker"""
 
@@ -118,7 +119,7 @@ class EnvConfig:
             known = sorted(k for k in registry if k.startswith("agentropy/"))
             raise ConfigError(f"env.id: {self.id!r} is not registered; known: {', '.join(known)}")
         _positive("env.max_turns", self.max_turns)
-        _choice("env.pool", self.pool, ("serial", "subprocess"))
+        _choice("env.pool", self.pool, ("serial", "subprocess", "ray"))
         _positive("env.num_workers", self.num_workers)
         _positive("env.step_timeout_s", self.step_timeout_s)
 
@@ -731,6 +732,32 @@ class EvalConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where a run's parts run (``cluster=local`` or ``cluster=ray``).
+
+    ``local``: this process, with the env pool's subprocess workers; Ray is never imported.
+    ``ray``: the run connects to Ray (or starts a local one) and the env workers are Ray actors
+    (``env.pool=ray``, set by ``configs/cluster/ray.yaml``); generation and the learner stay in
+    the driver process.
+    """
+
+    backend: str = "local"
+    """``local`` or ``ray``"""
+    address: str = ""
+    """Ray's address: "" starts a local Ray inside this run (stopped at its end); ``auto`` joins
+    the cluster started on this machine with ``ray start``; or ``HOST:PORT`` of a head node"""
+    num_cpus: int = 0
+    """CPUs a local Ray offers (0: every core of this machine); ignored when joining a cluster"""
+    object_store_mb: int = 256
+    """object store of a local Ray, in MiB; ignored when joining a cluster"""
+
+    def __post_init__(self) -> None:
+        _choice("cluster.backend", self.backend, ("local", "ray"))
+        _positive("cluster.num_cpus", self.num_cpus, allow_zero=True)
+        _positive("cluster.object_store_mb", self.object_store_mb)
+
+
+@dataclass
 class TrainConfig:
     """The whole run: ``agentropy train [experiment=NAME] [key=value ...]``."""
 
@@ -739,6 +766,7 @@ class TrainConfig:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     seed: int = 0
     iterations: int = 10
     """RL iterations (learner updates); 0 runs only the SFT warm start and its evaluation"""
@@ -769,6 +797,9 @@ class TrainConfig:
         _positive("torch_threads", self.torch_threads, allow_zero=True)
         _positive("checkpoint_every", self.checkpoint_every)
         _positive("keep_checkpoints", self.keep_checkpoints)
+        if (self.env.pool == "ray") != (self.cluster.backend == "ray"):
+            raise ConfigError(f"env.pool={self.env.pool} needs cluster=ray, and cluster=ray needs "
+                              f"env.pool=ray (cluster.backend is {self.cluster.backend!r})")
 
 
 def _register() -> None:

@@ -40,3 +40,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "vllm" in item.keywords:
             item.add_marker(skip)
+
+
+def _ray_processes() -> set[int]:
+    """Pids of this machine's Ray processes (raylet, GCS, workers), from /proc."""
+    out = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"ray/core" in cmd or b"ray::" in cmd or b"raylet" in cmd or b"gcs_server" in cmd:
+            out.add(int(pid))
+    return out
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray for this test session, started the way ``cluster=ray`` starts one (loopback
+    only, 2 CPUs), and stopped at the end; no Ray process may outlive it."""
+    import time
+
+    from agentropy.algorithms.cluster import connect
+    from agentropy.configs.schema import ClusterConfig
+
+    before = _ray_processes()
+    session = connect(ClusterConfig(backend="ray", num_cpus=2, object_store_mb=128))
+    assert session.started
+    yield session
+    session.close()
+    deadline = time.monotonic() + 30
+    while (_ray_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ray_processes() - before == set(), "Ray processes outlived the session"

@@ -1,5 +1,6 @@
-"""EnvPool backends (envs/pool.py): the subprocess backend gives the serial backend's results,
-survives workers and JVMs killed mid-batch and workers that hang, and leaves no processes."""
+"""EnvPool backends (envs/pool.py): the worker backends (subprocess and ray) give the serial
+backend's results, survive workers and JVMs killed mid-batch and workers that hang, and leave no
+processes. Every test of a worker backend runs against both."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from multiprocessing import resource_tracker
 import gymnasium as gym
 import pytest
 from agentropy.envs.core import TEXT_CHARSET
-from agentropy.envs.pool import EnvSpec, SerialPool, SubprocessPool, group_members, make_pool
+from agentropy.envs.pool import EnvSpec, RayPool, SerialPool, SubprocessPool, group_members, make_pool
 from gymnasium import spaces
 
 from tests.envs.test_contract import _child_processes
@@ -44,6 +45,28 @@ ECHO = EnvSpec(f"{__name__}:PoolTestEcho-v0", {"disable_env_checker": True})
 TWX = EnvSpec("agentropy/TWX-v0", {"game": "coin"})  # a JVM per env
 # No engine process, quick to make (the contract tests generate and cache these games).
 TEXTWORLD = EnvSpec("agentropy/TextWorld-v0", {"game": "coin", "num_games": 4})
+
+
+WORKER_BACKENDS = ["subprocess", "ray"]
+
+
+@pytest.fixture
+def worker_pool(request):
+    """``make(specs, num_workers, timeout_s)`` for the test's worker backend (``ray`` starts the
+    session's local Ray first, see tests/conftest.py)."""
+    backend = request.param
+    if backend == "ray":
+        request.getfixturevalue("ray_local")
+
+    def make(specs, num_workers=2, timeout_s=120.0):
+        return make_pool(specs, backend, num_workers=num_workers, timeout_s=timeout_s)
+
+    make.backend = backend
+    return make
+
+
+def parametrize_backends(fn):
+    return pytest.mark.parametrize("worker_pool", WORKER_BACKENDS, indirect=True)(fn)
 
 
 @pytest.fixture
@@ -85,21 +108,24 @@ def _script(pool):
     return out
 
 
-def test_subprocess_pool_matches_serial_pool(no_leftovers):
+@parametrize_backends
+def test_worker_pool_matches_serial_pool(worker_pool, no_leftovers):
     specs = [TEXTWORLD] * 4
     with SerialPool(specs) as serial:
         expected = _script(serial)
-    with make_pool(specs, "subprocess", num_workers=2, timeout_s=120) as pool:
-        assert isinstance(pool, SubprocessPool) and len(pool) == 4
+    with worker_pool(specs, num_workers=2, timeout_s=120) as pool:
+        assert isinstance(pool, {"subprocess": SubprocessPool, "ray": RayPool}[worker_pool.backend])
+        assert len(pool) == 4
         got = _script(pool)
     assert got == expected
     assert all(not r.failure for batch in got for r in batch)
 
 
-def test_env_errors_fail_only_their_slot_in_both_backends(no_leftovers):
+@parametrize_backends
+def test_env_errors_fail_only_their_slot_in_every_backend(worker_pool, no_leftovers):
     specs = [ECHO] * 3
     outs = []
-    for pool in (SerialPool(specs), SubprocessPool(specs, num_workers=2, timeout_s=60)):
+    for pool in (SerialPool(specs), worker_pool(specs, num_workers=2, timeout_s=60)):
         with pool:
             pool.reset([0, 1, 2], [0, 1, 2])
             first = pool.step([0, 1, 2], ["a", "raise", "c"])
@@ -115,8 +141,9 @@ def test_env_errors_fail_only_their_slot_in_both_backends(no_leftovers):
     assert [r.observation for r in after] == ["echo d 1", "echo e 2"]
 
 
-def test_hung_worker_is_killed_and_replaced(no_leftovers):
-    with SubprocessPool([ECHO] * 4, num_workers=2, timeout_s=120) as pool:
+@parametrize_backends
+def test_hung_worker_is_killed_and_replaced(worker_pool, no_leftovers):
+    with worker_pool([ECHO] * 4, num_workers=2, timeout_s=120) as pool:
         pool.reset([0, 1, 2, 3], [0, 1, 2, 3])  # (workers start within this call's timeout)
         pool.timeout_s = 3
         old = pool.worker_pids()
@@ -137,7 +164,8 @@ def test_hung_worker_is_killed_and_replaced(no_leftovers):
         assert [r.observation for r in results] == ["echo e 1", "echo f 2", "echo g 1", "echo h 2"]
 
 
-def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
+@parametrize_backends
+def test_worker_killed_mid_batch_with_its_jvm(worker_pool, no_leftovers):
     """kill -9 a worker while it is inside a step call: its slots in the batch fail, its JVMs go
     with it (the process group), the other worker's slots are correct, and the pool goes on."""
     specs = [ECHO, TWX, TWX, ECHO]  # worker 0: slots 0 (echo) and 2 (a JVM); worker 1: 1, 3
@@ -145,7 +173,7 @@ def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
         serial.reset([1, 3], [1, 3])
         serial.step([3], ["a"])
         expected = serial.step([1, 3], ["look around", "b"])
-    with SubprocessPool(specs, num_workers=2, timeout_s=120) as pool:
+    with worker_pool(specs, num_workers=2, timeout_s=120) as pool:
         pool.reset([0, 1, 2, 3], [0, 1, 2, 3])
         pool.step([3], ["a"])
         victim = pool.worker_pids()[0]
@@ -155,7 +183,9 @@ def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
         results = pool.step([0, 1, 2, 3], ["sleep 20", "look around", "look", "b"])
         killer.join()
         assert results[0].failure == results[2].failure
-        assert results[0].failure.startswith(f"worker 0 (pid {victim}) died with exit code -9")
+        assert results[0].failure.startswith(f"worker 0 (pid {victim}) died")
+        if worker_pool.backend == "subprocess":
+            assert "with exit code -9" in results[0].failure
         assert [results[1], results[3]] == expected
         assert group_members(victim) == []  # the JVM of slot 2 is gone too
         assert [r.failure for r in pool.reset([0, 2], [0, 2])] == ["", ""]
@@ -168,11 +198,12 @@ def test_worker_killed_mid_batch_with_its_jvm(no_leftovers):
                        marks=pytest.mark.slow, id="science")],
     ids=["twx", "science"],
 )
-def test_jvm_killed_mid_batch(no_leftovers, jvm_spec):
+@parametrize_backends
+def test_jvm_killed_mid_batch(worker_pool, no_leftovers, jvm_spec):
     """kill -9 the JVM of one slot while its worker is busy with another slot: that slot fails
     with the env's error, the worker stays, and a reset brings the slot back."""
     specs = [ECHO, jvm_spec, jvm_spec]  # worker 0: slots 0 (echo) and 2 (JVM); worker 1: slot 1
-    with SubprocessPool(specs, num_workers=2, timeout_s=120) as pool:
+    with worker_pool(specs, num_workers=2, timeout_s=120) as pool:
         first = pool.reset([0, 1, 2], [0, 1, 2])
         assert all(not r.failure for r in first)
         worker = pool.worker_pids()[0]
@@ -193,8 +224,8 @@ def test_jvm_killed_mid_batch(no_leftovers, jvm_spec):
 
 def test_make_pool_backends_and_arguments():
     assert isinstance(make_pool([ECHO], "serial"), SerialPool)
-    with pytest.raises(ValueError, match="unknown EnvPool backend"):
-        make_pool([ECHO], "ray")
+    with pytest.raises(ValueError, match="unknown EnvPool backend 'threads'; known: serial, subprocess, ray"):
+        make_pool([ECHO], "threads")
     with pytest.raises(ValueError, match="context"):
         SubprocessPool([ECHO], context="fork")
     with SubprocessPool([ECHO] * 2, num_workers=1, timeout_s=30) as pool:

@@ -1,0 +1,80 @@
+"""Connecting a run to its cluster (``cluster=local`` or ``cluster=ray``) and saying where each
+part runs.
+
+With ``cluster=local`` nothing here imports Ray. With ``cluster=ray`` the run joins the cluster at
+``cluster.address`` (``auto``: the one ``ray start --head`` made on this machine) or starts a
+private local Ray on the loopback address, which it stops at its end. The env pool's
+workers then run as Ray actors (:class:`agentropy.envs.pool.RayPool`) on whichever nodes have
+CPUs free; generation and the learner stay in the driver process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from agentropy.configs.schema import ClusterConfig
+from agentropy.envs.pool import RAY_ENV_WORKER_CPUS
+
+__all__ = ["ClusterSession", "connect"]
+
+log = logging.getLogger(__name__)
+
+
+class ClusterSession:
+    """The run's hold on its cluster: :meth:`close` stops a Ray this run started, and only that."""
+
+    def __init__(self, cfg: ClusterConfig, started: bool) -> None:
+        self.cfg = cfg
+        self.started = started
+
+    def placement(self, *, env_workers: int, pool: str, backend: str, device: str) -> list[str]:
+        """The placement plan, one line per role: where it runs and with what resources."""
+        if self.cfg.backend == "local":
+            envs = (f"{env_workers} subprocess workers on this machine" if pool == "subprocess"
+                    else "in the driver process")
+            return [f"env workers: {envs}", f"rollout: {backend} in the driver process",
+                    f"learner: 1 rank in the driver process on {device}"]
+        import ray
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        total = ray.cluster_resources()
+        described = ", ".join(f"{n['NodeManagerAddress']} ({n['Resources'].get('CPU', 0):g} CPU, "
+                              f"{n['Resources'].get('GPU', 0):g} GPU)" for n in nodes)
+        return [
+            f"cluster: Ray {'started by this run' if self.started else 'at ' + (self.cfg.address or 'auto')}"
+            f", {len(nodes)} node(s): {described}; {total.get('CPU', 0):g} CPU in all",
+            f"env workers: {env_workers} Ray actors per pool x {RAY_ENV_WORKER_CPUS:g} CPU, spread "
+            f"over the nodes by Ray's scheduler",
+            f"rollout: {backend} in the driver process",
+            f"learner: 1 rank in the driver process on {device}",
+        ]
+
+    def close(self) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
+
+
+def connect(cfg: ClusterConfig) -> ClusterSession:
+    """Join or start the cluster that ``cfg`` names (a no-op for ``local``)."""
+    if cfg.backend == "local":
+        return ClusterSession(cfg, started=False)
+    if not cfg.address:
+        # A private Ray on one machine talks over the loopback address only: Ray reads this
+        # switch when it is first imported (it is the one that keeps laptops' Ray local).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():  # the caller (a notebook, a test) brought its own Ray
+        return ClusterSession(cfg, started=False)
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "configure_logging": False}
+    if cfg.address:
+        ray.init(address=cfg.address, **kwargs)
+    else:
+        ray.init(num_cpus=cfg.num_cpus or None, object_store_memory=cfg.object_store_mb * 2**20, **kwargs)
+    return ClusterSession(cfg, started=not cfg.address)
