@@ -670,7 +670,9 @@ def canon_advantages(
     C+: A = mu (R - alpha R-) + (1 - mu) (R - R+);  C-: A = mu (alpha R - R+) + (1 - mu) (R - R-);
     divided by ``normalizer`` (the Dr.GRPO constant, e.g. the maximum response length). The mu part
     compares across metric halves, the (1 - mu) part within a half. An empty half has mean 0.
-    Neutral: mu = 0.5, alpha = 1 gives R - group mean (Dr.GRPO). Alpha's placement follows the
+    Neutral: mu = 0.5, alpha = 1 gives R - (R- + R+) / 2, which is R - group mean (Dr.GRPO)
+    for even group sizes only (odd n: the high half is one larger and the halves' means are not
+    weighted by size). Alpha's placement follows the
     code; the paper's Eq. 8 was not read (UNVERIFIED for alpha != 1).
 
     Args:
