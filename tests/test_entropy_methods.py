@@ -34,7 +34,8 @@ def test_siren_worked_example_as_released():
     mask = torch.ones(2, 3)
     close(token_entropy(logits.detach()), [[0.9393, 1.3472, 0.4419], [1.2773, 1.4584, 0.1746]])
     hp = em.siren_top_p_entropy(logits, top_p=0.8, include_crossing_token=False)
-    # (0,1): kept .4,.3 -> q = 4/7, 3/7 -> H = 0.6829; (1,0): 2/3, 1/3 -> 0.6365; (1,1): 34/67, 33/67 -> 0.6930
+    # (0,1): kept .4,.3 -> q = 4/7, 3/7 -> H = 0.6829; (1,0): 2/3, 1/3 -> 0.6365;
+    # (1,1): 34/67, 33/67 -> 0.6930
     close(hp, [[0, 0.6829, 0], [0.6365, 0.6930, 0]])
     sel = em.siren_peak_mask(hp, mask, quantile=0.8)
     # tau_0 = 0.6 * 0.6829 = 0.4097, tau_1 = 0.6365 + 0.6 * (0.6930 - 0.6365) = 0.6704
@@ -193,7 +194,8 @@ def test_aepo_a_policy_loss_worked_example():
     hn = em.aepo_a_normalized_entropy(H, mask)
     close(hn, [[-0.9351, 0.6168, -0.4576], [1.6912, -0.8158, -0.0995]])
     close(em.aepo_a_advantages(A, hn), [[0.8130, 1.1234, 0.9085], [-1.3382, -0.8368, -0.9801]])
-    loss = em.aepo_a_policy_loss(logp, old, A, H, mask, alpha=0.2, clip_low=0.2, clip_high=0.28, dual_clip_c=3.0)
+    loss = em.aepo_a_policy_loss(logp, old, A, H, mask, alpha=0.2, clip_low=0.2, clip_high=0.28,
+                                 dual_clip_c=3.0)
     close(loss, [[-1.0406, -1.4379, -0.9539], [1.8066, 0.6695, 0.9311]])
     loss.sum().backward()
     close(logp.grad, [[0, -1.4379, -0.9539], [1.8066, 0, 0.9311]])
@@ -279,7 +281,8 @@ def test_lp_reg_neutral_and_padding():
     close(em.lp_reg_policy_loss(logp, old, proxy, adv, mask, neg_fraction=0.0), plain, 1e-12)
     sel = em.lp_reg_select(logp, proxy, adv, mask, neg_fraction=0.3)
     pad = lambda x, v: torch.cat([x, torch.full((2, 3), v, dtype=x.dtype)], 1)  # noqa: E731
-    selp = em.lp_reg_select(pad(logp, -50.0), pad(proxy, 0.0), pad(adv, -1.0), pad(mask, 0.0), neg_fraction=0.3)
+    selp = em.lp_reg_select(pad(logp, -50.0), pad(proxy, 0.0), pad(adv, -1.0), pad(mask, 0.0),
+                            neg_fraction=0.3)
     assert selp[:, :5].tolist() == sel.tolist() and not selp[:, 5:].any()
 
 
@@ -408,7 +411,8 @@ def test_ares_reward_worked_example():
     score = em.ares_entropy_reward(n, torch.full((7,), 10.0, dtype=D), b, c, torch.full((7,), 0.5, dtype=D))
     close(score, [r[3] for r in rows])
     close(c.to(D) + score, [0.5, 1.0, 0.2958, 0.8182, 1.5173, 0.9, 0.3])
-    assert (em.ares_entropy_reward(n, torch.full((7,), 10.0, dtype=D), b, c, torch.zeros(7, dtype=D)) == 0).all()
+    zero = em.ares_entropy_reward(n, torch.full((7,), 10.0, dtype=D), b, c, torch.zeros(7, dtype=D))
+    assert (zero == 0).all()
 
 
 def test_ares_window_and_count():
@@ -450,3 +454,33 @@ def test_ares_kl_controller():
     s2 = em.ares_kl_update(s2, (0.001, None, None))
     assert s2.log_beta[0] < 0
     close(em.ares_threshold_update(1.0, 2.0), 1.01)
+
+
+# ------------------------------------------------------------------------------------- configs
+
+def test_method_configs_defaults_checks_and_neutral():
+    from agentropy.configs import methods as cm
+    from agentropy.configs.schema import ConfigError
+
+    classes = [cm.SirenConfig, cm.SteerConfig, cm.AepoTConfig, cm.AepoAConfig, cm.LpRegConfig,
+               cm.CanonConfig, cm.HapoConfig, cm.AresConfig]
+    for cls in classes:
+        cls()
+        cm.neutral(cls)
+    for cls, bad in [(cm.SirenConfig, {"top_p": 0.0}), (cm.SteerConfig, {"weight_min": 1.5}),
+                     (cm.AepoTConfig, {"t_low": 1.5}), (cm.AepoAConfig, {"beam_size": 0}),
+                     (cm.LpRegConfig, {"mode": "minp"}), (cm.CanonConfig, {"mu": 2.0}),
+                     (cm.HapoConfig, {"tau": -0.1}), (cm.AresConfig, {"kl_every": 0})]:
+        with pytest.raises(ConfigError):
+            cls(**bad)
+    # the neutral settings reduce the methods to their base quantities
+    adv, h, old, lp, mask = _steer_args()
+    s = cm.neutral(cm.SteerConfig)
+    assert (em.steer_token_weights(adv, h, old, lp, mask, weight_min=s.weight_min, weight_max=s.weight_max,
+                                   mapping=s.mapping) == 1).all()
+    c = cm.neutral(cm.CanonConfig)
+    a = em.canon_advantages(t(CANON_R), t(CANON_H), torch.zeros(8, dtype=torch.long), mu=c.mu, alpha=c.alpha)
+    close(a, t(CANON_R) - 0.5, 1e-12)
+    r = cm.neutral(cm.AresConfig)
+    assert (em.ares_entropy_reward(t([3.0, 30.0]), t([10.0, 10.0]), torch.tensor([0, 2]),
+                                   torch.tensor([False, True]), t([r.alpha_init] * 2)) == 0).all()
