@@ -48,6 +48,8 @@ from torch import Tensor
 __all__ = [
     # shared
     "behaviour_logprobs",
+    "response_mean",
+    "response_length",
     # SIREN
     "siren_top_p_entropy",
     "siren_peak_mask",
@@ -62,6 +64,7 @@ __all__ = [
     "AepoTState",
     "aepo_t_update_state",
     "aepo_t_reinforce_rows",
+    "aepo_t_reinforce_advantages",
     # AEPO-A
     "aepo_a_normalized_entropy",
     "aepo_a_advantages",
@@ -132,6 +135,30 @@ def behaviour_logprobs(
         t = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
         logits = logits / (t.unsqueeze(-1) if t.dim() > 0 else t)
     return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def _unit_sum(per_row: Tensor, unit_ids: Tensor | None) -> Tensor:
+    if unit_ids is None:
+        return per_row
+    _, dense = torch.unique(unit_ids, return_inverse=True)
+    total = torch.zeros(int(dense.max()) + 1, dtype=per_row.dtype, device=per_row.device)
+    return total.index_add_(0, dense, per_row)[dense]
+
+
+def response_mean(x: Tensor, mask: Tensor, unit_ids: Tensor | None = None) -> Tensor:
+    """Token mean of ``x`` per response, where a response is a row or, given ``unit_ids`` (e.g.
+    trajectory ids), all rows sharing an id (every turn of an episode). CANON's metric and ARES's
+    per-trajectory statistics use the trajectory unit in multi-turn runs.
+
+    Args: x, mask (N, T); unit_ids (N,) or None. Returns (N,), each row carrying its unit's value.
+    """
+    m = _f(mask, x)
+    return _unit_sum((x * m).sum(-1), unit_ids) / _unit_sum(m.sum(-1), unit_ids).clamp_min(1.0)
+
+
+def response_length(mask: Tensor, unit_ids: Tensor | None = None) -> Tensor:
+    """Response tokens per row, or per unit (summed over its rows) given ``unit_ids``. Returns (N,)."""
+    return _unit_sum(mask.to(torch.float64).sum(-1), unit_ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,6 +411,14 @@ def aepo_t_reinforce_rows(
         n //= 2
     order = torch.cumsum(cand.long(), dim=0)
     return cand & (order <= n)
+
+
+def aepo_t_reinforce_advantages(adv: Tensor, keep: Tensor, mask: Tensor) -> Tensor:
+    """Token advantages of the tempered rows: 1 on every response token of a kept row, 0 elsewhere.
+
+    Args: adv (M, T) only for dtype/shape; keep (M,) bool; mask (M, T). Returns (M, T).
+    """
+    return keep.to(adv.dtype).unsqueeze(-1) * _f(mask, adv)
 
 
 # --------------------------------------------------------------------------------------------

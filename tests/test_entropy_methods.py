@@ -484,3 +484,26 @@ def test_method_configs_defaults_checks_and_neutral():
     r = cm.neutral(cm.AresConfig)
     assert (em.ares_entropy_reward(t([3.0, 30.0]), t([10.0, 10.0]), torch.tensor([0, 2]),
                                    torch.tensor([False, True]), t([r.alpha_init] * 2)) == 0).all()
+
+
+def test_response_units_and_reinforce_advantages():
+    x = t([[1.0, 2.0, 9.0], [3.0, 9.0, 9.0], [5.0, 7.0, 9.0]])
+    m = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 0]])
+    close(em.response_mean(x, m), [1.5, 3.0, 6.0], 1e-12)
+    close(em.response_mean(x, m, torch.tensor([4, 4, 2])), [2.0, 2.0, 6.0], 1e-12)  # (1 + 2 + 3) / 3
+    assert em.response_length(m, torch.tensor([4, 4, 2])).tolist() == [3.0, 3.0, 2.0]
+    a = em.aepo_t_reinforce_advantages(x, torch.tensor([True, False, True]), m)
+    assert a.tolist() == [[1, 1, 0], [0, 0, 0], [1, 1, 0]]
+
+
+def test_siren_mixed_short_and_long_rows_are_independent():
+    # a micro-batch mixing a 3-token turn with a 500-token turn: each row's selection is its own
+    torch.manual_seed(7)
+    logits = torch.randn(2, 500, 13, dtype=D)
+    mask = torch.zeros(2, 500)
+    mask[0, :3] = 1
+    mask[1] = 1
+    _, h = em.siren_entropy_loss(logits, mask, 0.0)
+    _, h0 = em.siren_entropy_loss(logits[:1, :3], mask[:1, :3], 0.0)
+    _, h1 = em.siren_entropy_loss(logits[1:], mask[1:], 0.0)
+    close(h, (h0 + h1) / 2, 1e-12)
