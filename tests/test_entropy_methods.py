@@ -507,3 +507,22 @@ def test_siren_mixed_short_and_long_rows_are_independent():
     _, h0 = em.siren_entropy_loss(logits[:1, :3], mask[:1, :3], 0.0)
     _, h1 = em.siren_entropy_loss(logits[1:], mask[1:], 0.0)
     close(h, (h0 + h1) / 2, 1e-12)
+
+
+def test_float32_in_float32_out():
+    torch.manual_seed(8)
+    f = torch.float32
+    logits = torch.randn(2, 4, 9, dtype=f)
+    tok = torch.randint(0, 9, (2, 4))
+    mask = torch.ones(2, 4)
+    lp = torch.log_softmax(logits, -1).gather(-1, tok[..., None])[..., 0]
+    adv = torch.randn(2, 4, dtype=f)
+    h = token_entropy(logits)
+    assert em.siren_entropy_loss(logits, mask, 0.3)[0].dtype == f
+    assert em.steer_token_weights(adv, h, lp, lp, mask).dtype == f
+    assert em.aepo_a_policy_loss(lp, lp, adv, h, mask).dtype == f
+    proxy = em.lp_reg_proxy_logprobs(logits, tok)
+    assert proxy.dtype == f and em.lp_reg_policy_loss(lp, lp, proxy, adv, mask).dtype == f
+    hh = em.hapo_normalized_entropy(h, em.hapo_entropy_stats(h, mask))
+    assert hh.dtype == f and em.hapo_policy_loss(lp, lp, adv, hh).dtype == f
+    assert em.behaviour_logprobs(logits, tok, 1.2).dtype == f
