@@ -1,6 +1,6 @@
 """PPO's value function: a linear head on a causal LM's last hidden state.
 
-Two ways to use it (ALGORITHMS.md 1):
+Two ways to use it (docs/algorithms.md section 1):
 
 - shared backbone (the learner's default for PPO): a :class:`ValueHead` reads the policy's own
   last hidden state from the same forward pass, so PPO costs one forward + backward on CPU; the
