@@ -143,7 +143,7 @@ def test_citations_are_parsed(text, expected):
 
 def test_a_missing_page_or_section_is_reported():
     # The checker must be able to fail: a made-up page and a made-up section are both caught.
-    body = "# see docs/algorithms.md section 99 and docs/" + "no_such_page.md\n"
+    body = "# see docs/algorithms.md section 99 and docs/no_such_page" + ".md\n"
     found = problems_in(ROOT / "tests" / "probe.py", body)
     assert any("no_such_page.md" in p for p in found), found
     assert any("section 99" in p for p in found), found
