@@ -2,7 +2,7 @@
 
 Scans the tracked text files (Python, Markdown, YAML, shell, TOML, JS, HTML) for names of
 Markdown files (in code, a name that is a whole string literal is a file the code reads or
-writes, and is left alone) and for citations such as "docs/algorithms.md section 3.2" (or "sections 1, 2
+writes, and is left alone) and for citations such as "docs/algorithms.md section 7.3" (or "sections 1, 2
 and 8", "sections 1-3"), and for Markdown links with anchors. A Markdown file must exist
 relative to the repository root or to the citing file's folder; a cited section must be a
 numbered heading of that page ("## 3. GiGPO", "### 3.2 ..."); an anchor must be a heading's slug.
@@ -131,7 +131,7 @@ def test_the_docs_index_lists_every_page():
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("see docs/algorithms.md section 3.2 for", ["section 3.2"]),
+    ("see docs/algorithms.md section 7.3 for", ["section 7.3"]),
     ("(docs/webshop.md sections 1, 2 and 8)", ["section 1", "section 2", "section 8"]),
     ("docs/alfworld.md sections 1-3)", ["section 1", "section 2", "section 3"]),
 ])
@@ -143,7 +143,7 @@ def test_citations_are_parsed(text, expected):
 
 def test_a_missing_page_or_section_is_reported():
     # The checker must be able to fail: a made-up page and a made-up section are both caught.
-    body = "# see docs/algorithms.md section 99 and docs/no_such_page" + ".md\n"
+    body = "# see docs/algorithms.md section " + "99 and docs/no_such_page" + ".md\n"
     found = problems_in(ROOT / "tests" / "probe.py", body)
     assert any("no_such_page.md" in p for p in found), found
     assert any("section 99" in p for p in found), found
