@@ -1,7 +1,7 @@
 """From a completion's text to the command sent to the environment, with a verdict on its format.
 
 The agent must answer ``<think>reasoning</think><action>one command</action>`` (the format of the
-verl-agent multi-turn recipes, ALGORITHMS.md section 0). :func:`parse_completion` extracts the
+verl-agent multi-turn recipes, docs/algorithms.md section 0). :func:`parse_completion` extracts the
 command and marks the turn invalid when the format is broken:
 
 * no ``<action>`` tags, or an opening tag without its closing tag (or the reverse);

@@ -2,14 +2,14 @@
 
 Two modes (``agent.prompt_mode``):
 
-``step`` (default; the design of the published multi-turn results, ALGORITHMS.md section 0)
+``step`` (default; the design of the published multi-turn results, docs/algorithms.md section 0)
     Every turn gets a freshly built prompt: a system message for the env family (the setting,
     one line of advice, the answer format) and one user message with the task, the last
     ``history_length`` (observation, action) pairs, the current observation and the admissible
     actions. The history holds the *commands sent*, not the reasoning. When the prompt has more
     than ``max_prompt_tokens`` tokens, history pairs are dropped from the oldest until it fits;
     an observation is never cut. ``history_observation=first_sentence`` shows each history
-    observation by its first sentence only ("You are in the kitchen."), which LEARNING.md found
+    observation by its first sentence only ("You are in the kitchen."), which docs/learning.md section 2 found
     to halve prompt length on TextWorldExpress.
 
 ``conversation``
@@ -179,7 +179,7 @@ def scaffold_texts() -> list[str]:
 
     :func:`agentropy.agents.tiny.make_model` adds these texts to the tokenizer's training corpus, so that
     the prompt's own words ("Admissible actions:", "Step 3 observation:") are single tokens and
-    prompts stay short on CPU, where prompt length decides compute (LEARNING.md).
+    prompts stay short on CPU, where prompt length decides compute (docs/learning.md section 2).
     """
     texts = []
     for think in (True, False):

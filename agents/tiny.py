@@ -5,8 +5,8 @@ trains a byte-level BPE tokenizer on the environments' own text (:mod:`agentropy
 prompts' fixed wording (:func:`agentropy.agents.prompts.scaffold_texts`), wraps it
 with a ChatML chat template (the format of Qwen2.5-Instruct, so prompts are rendered the same
 way for the tiny model and for hub models), builds a randomly initialised ``Qwen2ForCausalLM``
-with untied embeddings (vLLM's weight reload drops a tied ``lm_head``, see MODELS.md), and saves
-both with ``save_pretrained``. The same seed gives byte-identical files.
+with untied embeddings (vLLM's weight reload drops a tied ``lm_head``, see docs/models.md section 2.3), and
+saves both with ``save_pretrained``. The same seed gives byte-identical files.
 
 :func:`load_pretrained` is the one loading path for the tiny model's folder and for hub models
 (``Qwen/Qwen2.5-1.5B-Instruct`` on machines that have the hub).

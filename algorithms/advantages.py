@@ -35,7 +35,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RewardSignals:
-    """What the advantages see, per row (ALGORITHMS.md section 0 "Rewards", 7.2).
+    """What the advantages see, per row (docs/algorithms.md sections 0.5 and 7.2).
 
     Attributes:
         scores: (B,) the row's score: outcome + tool-call bonus - invalid-action penalty.
@@ -156,7 +156,7 @@ def episode_advantages(scores: Tensor, batch: TokenBatch, group: GroupConfig) ->
 
 @ADVANTAGES.register("grpo")
 def grpo(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
-    """GRPO, verl-agent's multi-turn version (ALGORITHMS.md 2): the row's group-relative score,
+    """GRPO, verl-agent's multi-turn version (docs/algorithms.md section 2): the row's group-relative score,
     broadcast over its completion tokens."""
     return _broadcast(episode_advantages(inputs.signals.scores, batch, cfg.group), batch)
 
@@ -173,7 +173,7 @@ def _gigpo_rows(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs
 
 @ADVANTAGES.register("gigpo")
 def gigpo(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
-    """GiGPO (arXiv 2505.10978; ALGORITHMS.md 3): A = A_episode + omega A_step.
+    """GiGPO (arXiv 2505.10978; docs/algorithms.md section 3): A = A_episode + omega A_step.
 
     A_episode is GRPO's advantage; A_step compares the discounted step return (gamma 0.95,
     minus the row's invalid-action penalty after discounting) with the other rows of the same
@@ -186,7 +186,7 @@ def gigpo(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> A
 @ADVANTAGES.register("empg")
 @_needs("entropy")
 def empg(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
-    """EMPG over GRPO or GiGPO (arXiv 2509.09265; ALGORITHMS.md 6).
+    """EMPG over GRPO or GiGPO (arXiv 2509.09265; docs/algorithms.md section 6).
 
     The step entropy is the mean token entropy of the row's completion under the old policy;
     g and the future-clarity bonus f are computed per step-row, step t + 1 is keyed by
@@ -210,7 +210,7 @@ def empg(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> Ad
 @ADVANTAGES.register("gae")
 @_needs("values")
 def gae(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
-    """PPO's GAE within each row (ALGORITHMS.md 1).
+    """PPO's GAE within each row (docs/algorithms.md section 1).
 
     The row's score is the reward at its last completion token; with gamma = lambda = 1 this
     is A_t = R - V_t. There is no bootstrapping across turns: the critic learns V(prompt of

@@ -2,7 +2,7 @@
 
 Text and ragged structure live in frozen dataclasses (:class:`Turn`, :class:`Trajectory`); only
 tensors go into a :class:`TokenBatch`. The layout follows the step-independent multi-turn design
-of verl-agent (ALGORITHMS.md section 0): every (episode, turn) pair is one training row whose
+of verl-agent (docs/algorithms.md section 0): every (episode, turn) pair is one training row whose
 tokens are that turn's prompt followed by the completion the policy sampled for it.
 
 Token ids in, token ids out: ``Turn.prompt_ids`` and ``Turn.completion_ids`` are exactly the ids

@@ -1,4 +1,4 @@
-"""Dr.BoT's response filters and group filters (ALGORITHMS.md 7.1; DAPO's dynamic sampling).
+"""Dr.BoT's response filters and group filters (docs/algorithms.md section 7.1; DAPO's dynamic sampling).
 
 Response filters decide, per row, whether its loss counts: a row whose completion is overlong
 (stopped at the token limit), incomplete (no ``<action>...</action>`` after the last
@@ -7,7 +7,7 @@ decoded text) keeps its place in the batch (its score still counts in its group'
 but its loss mask is cleared. Group filters drop whole groups before anything is computed.
 
 Deviation: Dr.BoT also trims the surviving rows at random to the largest power of two; we do not,
-because dropping random rows biases the gradient (ALGORITHMS.md pitfall 4).
+because dropping random rows biases the gradient (docs/algorithms.md section 9.4).
 """
 
 from __future__ import annotations

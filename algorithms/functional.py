@@ -6,11 +6,11 @@ V vocabulary entries, S steps (one step = one turn = one row). The registries
 (:mod:`agentropy.algorithms.advantages`, :mod:`agentropy.algorithms.losses`), the learner and the
 tests call these.
 
-The names and signatures of the table "The functional tier" in ALGORITHMS.md are the contract;
+The names and signatures of the table in docs/algorithms.md section 12 are the contract;
 the other functions are the pieces the learner needs besides them (aggregation weights, GAE,
 covariance token selection, schedules, response checks).
 
-Sources are cited per function; the formulas are written from the papers and ALGORITHMS.md.
+Sources are cited per function; the formulas are written from the papers and docs/algorithms.md.
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ def grpo_baseline(scores: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:
 def grpo_advantages(
     scores: Tensor, group_ids: Tensor, *, norm_by_std: bool = True, eps: float = 1e-6
 ) -> Tensor:
-    """GRPO's group-relative advantage (arXiv 2402.03300; verl-agent, ALGORITHMS.md section 2).
+    """GRPO's group-relative advantage (arXiv 2402.03300; verl-agent, docs/algorithms.md section 2).
 
     A = (s - group mean) / (group unbiased std + eps), or s - mean without std (Dr.GRPO). A
     group of one entry gets mean 0 and std 1 (:func:`grpo_baseline`), so its advantage is
@@ -468,7 +468,8 @@ def trajectory_returns(
 def gigpo_step_advantages(
     step_returns: Tensor, anchor_ids: Tensor, *, norm_by_std: bool = True, eps: float = 1e-6
 ) -> Tensor:
-    """GiGPO's step-level advantage within anchor-state groups (arXiv 2505.10978, section 3).
+    """GiGPO's step-level advantage within anchor-state groups (arXiv 2505.10978;
+    docs/algorithms.md section 3).
 
     Within each anchor group (same episode group, same raw observation): (R - mean) / (unbiased
     std + eps), or R - mean without std. A group of one entry has mean = itself, so 0.
@@ -512,7 +513,7 @@ def empg_advantages(
     zeta: float = 0.1,
     eps: float = 1e-8,
 ) -> Tensor:
-    """EMPG's entropy-modulated advantage (arXiv 2509.09265; ALGORITHMS.md section 6).
+    """EMPG's entropy-modulated advantage (arXiv 2509.09265; docs/algorithms.md section 6).
 
     H~ = batch min-max normalised step entropy; g = exp(-k H~) / mean(exp(-k H~)) (its batch
     mean is 1); f = exp(-k_next H~) of the same trajectory's next step, 0 for a last step;
@@ -550,7 +551,7 @@ def empg_advantages(
 def gae_advantages(
     rewards: Tensor, values: Tensor, mask: Tensor, *, gamma: float = 1.0, lam: float = 1.0
 ) -> tuple[Tensor, Tensor]:
-    """Generalised advantage estimation within each row (Schulman et al. 2016; ALGORITHMS.md 1).
+    """Generalised advantage estimation within each row (Schulman et al. 2016; docs/algorithms.md section 1).
 
     Runs over the masked positions of each row only (the completion): delta_t = r_t +
     gamma V_{t'} - V_t with t' the row's next masked position (V = 0 after the last), and A_t =
@@ -733,7 +734,7 @@ def clip_cov_select(
     ub: float = 5.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Clip-Cov's token selection (arXiv 2505.22617, section 4).
+    """Clip-Cov's token selection (arXiv 2505.22617; docs/algorithms.md section 4).
 
     Among the masked tokens that PPO has not already clipped and whose covariance lies strictly
     between ``lb`` and ``ub``, pick max(1, floor(ratio * N_valid)) uniformly at random (all of
@@ -779,14 +780,16 @@ def kl_cov_select(cov: Tensor, mask: Tensor, *, ratio: float = 2e-4) -> Tensor:
 
 
 def cosine_rise(step: int, horizon: int) -> float:
-    """(1 - cos(pi t / T)) / 2 for t <= T, then 1: SPEAR's replay-loss curriculum (section 7.3)."""
+    """(1 - cos(pi t / T)) / 2 for t <= T, then 1: SPEAR's replay-loss curriculum
+    (docs/algorithms.md section 7.3)."""
     if horizon <= 0 or step >= horizon:
         return 1.0
     return (1.0 - math.cos(math.pi * step / horizon)) / 2.0
 
 
 def cosine_fall(step: int, horizon: int) -> float:
-    """(1 + cos(pi t / T)) / 2 for t <= T, then 0: SPEAR's tool-call reward curriculum (7.2)."""
+    """(1 + cos(pi t / T)) / 2 for t <= T, then 0: SPEAR's tool-call reward curriculum
+    (docs/algorithms.md section 7.2)."""
     if horizon <= 0 or step >= horizon:
         return 0.0
     return (1.0 + math.cos(math.pi * step / horizon)) / 2.0
@@ -823,7 +826,8 @@ def lr_multiplier(
 
 
 def tool_call_reward(num_actions: Tensor, *, coef: float = 0.1, cap: float = 1.0) -> Tensor:
-    """SPEAR's intrinsic tool-call reward min(cap, coef * L), L = actions in the episode (7.2)."""
+    """SPEAR's intrinsic tool-call reward min(cap, coef * L), L = actions in the episode
+    (docs/algorithms.md section 7.2)."""
     return (coef * num_actions.to(torch.get_default_dtype())).clamp(max=cap)
 
 

@@ -80,13 +80,13 @@ def ppo_clip(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
 
 @POLICY_LOSSES.register("clip_cov")
 def clip_cov(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
-    """Clip-Cov (arXiv 2505.22617; ALGORITHMS.md 4).
+    """Clip-Cov (arXiv 2505.22617; docs/algorithms.md section 4).
 
     Standard PPO clip (no dual clip); among the tokens PPO did not clip whose covariance
     (A - mean A)(log pi - mean log pi) lies in (lb, ub), a random ``clip_cov_ratio`` fraction
     of the valid tokens (at least one) is detached: their loss is 0 and gives no gradient.
     The covariance and the pick are taken over the current micro-batch, as in the reference
-    code (so they depend on the micro-batch size; ALGORITHMS.md pitfall 5).
+    code (so they depend on the micro-batch size; docs/algorithms.md section 9.5).
     """
     _, unclipped, clipped = _surrogates(inp, cfg)
     mask = inp.mask.bool()
@@ -101,7 +101,7 @@ def clip_cov(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
 
 @POLICY_LOSSES.register("kl_cov")
 def kl_cov(inp: PolicyInputs, cfg: PolicyLossConfig) -> LossOutput:
-    """KL-Cov (arXiv 2505.22617; ALGORITHMS.md 4).
+    """KL-Cov (arXiv 2505.22617; docs/algorithms.md section 4).
 
     Loss = -A r with no clipping; the top ``kl_cov_ratio`` fraction of valid tokens by
     covariance (at least one; a raw fraction, not PRIME-RL's percent) get an extra

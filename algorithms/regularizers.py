@@ -54,7 +54,7 @@ class EntropyTerm(Protocol):
 class EntropyBonus:
     """The plain entropy bonus: -coef x H per token, aggregated like the policy loss.
 
-    verl-agent's ``entropy_coeff = 0.001`` is on in every baseline (ALGORITHMS.md pitfall 2).
+    verl-agent's ``entropy_coeff = 0.001`` is on in every baseline (docs/algorithms.md section 9.2).
     """
 
     aggregation: str | None = None

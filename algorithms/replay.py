@@ -1,4 +1,4 @@
-"""SPEAR's self-imitation replay, on the training device (arXiv 2509.22601; ALGORITHMS.md 7.3).
+"""SPEAR's self-imitation replay, on the training device (arXiv 2509.22601; docs/algorithms.md section 7.3).
 
 Three pieces, each with ``state_dict()`` / ``load_state_dict()``:
 

@@ -2,7 +2,7 @@
 that trains it (settings: :class:`agentropy.configs.schema.PPOConfig`).
 
 The ``critic`` part is built when the advantage estimator needs values (``gae``). Two layouts
-(ALGORITHMS.md 1):
+(docs/algorithms.md section 1):
 
 - shared backbone (the learner's default for PPO): a :class:`ValueHead` reads the policy's own
   last hidden state from the same forward pass, so PPO costs one forward + backward on CPU; the

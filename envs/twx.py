@@ -22,7 +22,7 @@ from agentropy.envs.core import EngineState, TextEnv
 __all__ = ["TWXEnv", "TWX_GAMES"]
 
 #: The eight TextWorldExpress games and the parameters agentropy uses by default ("" is the
-#: engine's own default). ``coin`` follows LEARNING.md: 5 rooms, no doors, no distractors.
+#: engine's own default). ``coin`` follows docs/learning.md section 1: 5 rooms, no doors, no distractors.
 TWX_GAMES: dict[str, str] = {
     "cookingworld": (
         "numLocations=3,numIngredients=2,numDistractorItems=2,includeDoors=0,limitInventorySize=0"

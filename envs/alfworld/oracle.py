@@ -1,8 +1,8 @@
 """The scripted oracle: the shortest command sequence that solves a household task.
 
 ALFWorld's own experts are either slow (the fast_downward planner: seconds per call, heavy-tailed,
-ALFWORLD.md section 5) or fragile (the hand-coded expert, section 7). The six task types have a
-fixed shape, though (fetch an object, maybe use an appliance or a lamp, put it somewhere), so the
+docs/alfworld.md section 5) or fragile (the hand-coded expert, docs/alfworld.md section 7). The six task types
+have a fixed shape, though (fetch an object, maybe use an appliance or a lamp, put it somewhere), so the
 shortest solution is found by enumerating every choice of target instance, appliance and
 destination over the scene graph and keeping the shortest route (ties: the lexicographically
 smallest command list, so the result is deterministic).

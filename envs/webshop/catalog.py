@@ -3,7 +3,7 @@
 WebShop (Yao et al., 2022, "WebShop: Towards Scalable Real-World Web Interaction with Grounded
 Language Agents") scraped 1.18M products and wrote instructions for them; that data cannot be
 had here, so this module makes a catalog of the same shape from :mod:`agentropy.envs.webshop.vocab`
-(WEBSHOP.md sections 1, 2 and 8):
+(docs/webshop.md sections 1, 2 and 8):
 
 * Products (:class:`Product`) carry WebShop's normalised record: a 10-character ASIN, title,
   category, scrape query, breadcrumb, description, bullet points, mined attributes, option
@@ -13,7 +13,7 @@ had here, so this module makes a catalog of the same shape from :mod:`agentropy.
   models cannot be installed here; the generator knows which title words are nouns).
 * Goals (:class:`Goal`) follow WebShop's synthetic goals: one per annotated product, asking for
   1-3 of its attributes, one value of each of its option groups, and a price ceiling drawn as in
-  WebShop (section 2.2, the draw stored). The instruction names the type phrase, every goal
+  WebShop (docs/webshop.md section 2.2, the draw stored). The instruction names the type phrase, every goal
   attribute verbatim, every option value, and ends with the price clause.
 * Goals are built in catalog order and shuffled with a fixed seed; the splits are verl-agent's:
   ``test = goals[0:500]``, ``train = goals[500:N]``. ``dev`` holds 500 further goals drawn from
@@ -73,7 +73,7 @@ _ASIN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 @dataclass(frozen=True)
 class Product:
-    """One catalog record (WEBSHOP.md section 1.1, after load-time normalisation).
+    """One catalog record (docs/webshop.md section 1.1, after load-time normalisation).
 
     Attributes:
         asin: 10-character uppercase id.
@@ -115,8 +115,8 @@ class Product:
         return tuple(v for _, values in self.options for v in values)
 
     def search_document(self) -> str:
-        """The text the search engine indexes (section 3): title, description, first bullet and
-        the option groups, lowercased."""
+        """The text the search engine indexes (docs/webshop.md section 3): title, description, first bullet
+        and the option groups, lowercased."""
         first = self.bullets[0] if self.bullets else ""
         return f"{self.name} {self.description} {first} {option_text(self.options)}".lower()
 
@@ -137,7 +137,7 @@ class Product:
 
 @dataclass(frozen=True)
 class Goal:
-    """One shopping instruction (WEBSHOP.md section 2.1).
+    """One shopping instruction (docs/webshop.md section 2.1).
 
     Attributes:
         index: position in the goal list (the number in the task id).
@@ -145,7 +145,7 @@ class Goal:
         instruction_text: the instruction, lowercase, price clause last.
         attributes: goal attributes, drawn from the target's attributes.
         goal_options: (option name, value) per option group of the target, names sorted. The
-            reward matches the values only (WebShop's list-of-values form, section 7.6).
+            reward matches the values only (WebShop's list-of-values form, docs/webshop.md section 7.6).
         price_upper: the price ceiling, or :data:`NO_CEILING` without a price clause.
         price_draw: the two multiples of 10 drawn for the ceiling (empty without a clause).
         weight: the mean over the goal's attributes of 1 / (goals using that attribute).
@@ -207,7 +207,7 @@ class Catalog:
 
 # --------------------------------------------------------------------------- prices
 def parse_price(raw: str) -> tuple[float, ...]:
-    """WebShop's price parsing (section 1.2): split on ``$``, keep digits and dots of each
+    """WebShop's price parsing (docs/webshop.md section 1.2): split on ``$``, keep digits and dots of each
     piece, keep at most the first two values; no value gives ``(100.0,)``.
 
     >>> parse_price("$1,299.99"), parse_price("$10.00 - $20.00"), parse_price("")
@@ -229,8 +229,8 @@ def format_price(pricing: Sequence[float]) -> str:
 
 
 def price_ceiling(hidden_price: float, rng: random.Random) -> tuple[float, tuple[float, ...]]:
-    """WebShop's price ceiling (section 2.2): of the first four multiples of 10 above the price,
-    two drawn without replacement, the larger one; none when fewer than two exist.
+    """WebShop's price ceiling (docs/webshop.md section 2.2): of the first four multiples of 10 above the
+    price, two drawn without replacement, the larger one; none when fewer than two exist.
 
     Returns:
         ``(price_upper, the two draws)``, or ``(NO_CEILING, ())``.

@@ -1,10 +1,10 @@
-"""WebShop's purchase reward (WEBSHOP.md section 6), with its known bugs left out.
+"""WebShop's purchase reward (docs/webshop.md section 6), with its known bugs left out.
 
 R = r_type * (n_att + n_opt + r_price) / (|A| + |O| + 1), where A are the goal's attributes, O
 its option values, n_att and n_opt the matched ones, r_price = [hidden price <= ceiling], and
 r_type in {0, 0.1, 0.5, 1} says whether the right kind of product was bought. Success is
 R == 1.0 exactly. This follows Yao et al. (2022), WebShop, section 3 and its reference code,
-with these deliberate differences (section 7 of the spec lists the original's issues):
+with these deliberate differences (docs/webshop.md section 7 lists the original's issues):
 
 * **Title nouns** (7.7): the type reward's title overlap uses the nouns stored with each product
   by the generator (brand and type nouns) instead of a spaCy tagger, whose choice changed the
@@ -76,7 +76,7 @@ def _ascii(text: str) -> str:
 
 
 def token_set_ratio(a: str, b: str) -> int:
-    """thefuzz's ``token_set_ratio`` (section 6.1): 0..100, rounded; 0 if either is empty.
+    """thefuzz's ``token_set_ratio`` (docs/webshop.md section 6.1): 0..100, rounded; 0 if either is empty.
 
     rapidfuzz computes the same normalised Indel similarity as thefuzz (which wraps it since
     0.20); non-ASCII characters are dropped first, as the original's preprocessing does.

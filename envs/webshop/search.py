@@ -1,6 +1,6 @@
 """The catalog's search engine: BM25 from the ``bm25s`` library with an Anserini-like analyzer.
 
-WebShop searches a Lucene index through pyserini with Anserini's defaults (WEBSHOP.md
+WebShop searches a Lucene index through pyserini with Anserini's defaults (docs/webshop.md
 section 3): BM25 with k1 = 0.9 and b = 0.4, Lucene's English analyzer (standard tokenizer,
 possessive filter, lowercase, English stopwords, Porter stemming), the top 50 hits. pyserini's
 jar needs Java 21, which this machine lacks, so :class:`SearchEngine` uses ``bm25s``'s

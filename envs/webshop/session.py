@@ -1,8 +1,8 @@
 """One shopping session: WebShop's action grammar, page state machine and text pages.
 
-The state machine follows WEBSHOP.md section 4 (pages Search, Results, Item, the Description /
+The state machine follows docs/webshop.md section 4 (pages Search, Results, Item, the Description /
 Features / Reviews sub-pages and Done), and :func:`render_text` its "simple" text mode
-(section 5): the page's visible text segments joined by `` [SEP] ``. The HTML pages of
+(docs/webshop.md section 5): the page's visible text segments joined by `` [SEP] ``. The HTML pages of
 :mod:`agentropy.envs.webshop.web` render the same :class:`PageView`, so text and HTML show one state.
 
 Actions are ``search[query]`` and ``click[x]`` for a clickable of the page. Search works where
@@ -44,7 +44,7 @@ _ACTION = re.compile(r"(.+)\[(.+)\]", re.DOTALL)
 
 
 def parse_action(action: str) -> tuple[str, str | None]:
-    """Split ``NAME[ARG]`` as WebShop does (section 4.1).
+    """Split ``NAME[ARG]`` as WebShop does (docs/webshop.md section 4.1).
 
     NAME is the text before the last ``[`` that has a ``]`` after it, ARG the text from there to
     the last ``]``, lowercased; text after that ``]`` is ignored and nothing is trimmed. A string
@@ -259,7 +259,7 @@ class ShopSession:
 
 
 def render_text(view: PageView) -> str:
-    """WebShop's "simple" observation of a page (section 5)."""
+    """WebShop's "simple" observation of a page (docs/webshop.md section 5)."""
     head = ["Instruction:", view.instruction]
     if view.kind == "search":
         parts = ["WebShop", *head, "Search"]

@@ -1,7 +1,7 @@
 """The lexicon of the generated catalog: categories, product types, attributes, options.
 
 WebShop's catalog was scraped from a web store in five coarse categories (beauty, electronics,
-fashion, garden = furniture and home, grocery; WEBSHOP.md section 1.1). Its data cannot be had
+fashion, garden = furniture and home, grocery; docs/webshop.md section 1.1). Its data cannot be had
 here, so :mod:`agentropy.envs.webshop.catalog` generates products from this lexicon instead. Each
 :class:`ProductType` plays the part of one scrape query: the products made from it share the
 ``query`` phrase and the breadcrumb, as products scraped under one query do in WebShop.

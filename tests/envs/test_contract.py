@@ -1,4 +1,4 @@
-"""The contract every registered environment keeps (envs/core.py, ARCHITECTURE.md "Contracts")."""
+"""The contract every registered environment keeps (envs/core.py, docs/environments.md section 1)."""
 
 from __future__ import annotations
 

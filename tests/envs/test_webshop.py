@@ -77,7 +77,7 @@ def _goal(**changes) -> Goal:
     return Goal(**fields)
 
 
-# The acceptance cases of WEBSHOP.md section 6.7: A = [tea tree, essential oils, natural
+# The acceptance cases of docs/webshop.md section 6.7: A = [tea tree, essential oils, natural
 # ingredients], hidden price 35 <= ceiling 40, r_type 1 unless stated.
 NO_ATTRIBUTES = dict(attributes=(), name="Lumora Shampoo", bullets=("GENTLE: for every day.",),
                      description="A gentle shampoo with natural ingredients.")
