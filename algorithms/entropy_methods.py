@@ -38,10 +38,10 @@ from dataclasses import dataclass, replace
 
 import torch
 from agentropy.algorithms.functional import (
-    _ratio,
     grpo_advantages,
     kl_k3,
     masked_mean,
+    policy_ratio,
 )
 from torch import Tensor
 
@@ -477,7 +477,7 @@ def aepo_a_policy_loss(
     """
     h_norm = aepo_a_normalized_entropy(entropy, mask)
     a = aepo_a_advantages(adv, h_norm, alpha=alpha)
-    ratio = _ratio(logp, old_logp)
+    ratio = policy_ratio(logp, old_logp)
     upper = torch.full_like(ratio, 1.0 + clip_high)
     if high_entropy_stop_gradient:
         upper = torch.where(h_norm > 0, (1.0 + clip_high) * ratio / ratio.detach(), upper)
@@ -674,7 +674,7 @@ def lp_reg_policy_loss(
     Returns:
         (N, T) per-token loss.
     """
-    ratio = _ratio(logp, old_logp)
+    ratio = policy_ratio(logp, old_logp)
     plain = torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high))
     sel = lp_reg_select(logp, proxy_logp, adv, mask, neg_fraction=neg_fraction, pos_fraction=pos_fraction,
                         released_gate=released_gate)
@@ -887,7 +887,7 @@ def hapo_policy_loss(
 
     Args: logp (with gradient), old_logp, adv, h_hat: (N, T). Returns (N, T).
     """
-    ratio = _ratio(logp, old_logp)
+    ratio = policy_ratio(logp, old_logp)
     eps_l, eps_h = hapo_clip_ranges(h_hat.detach(), clip_low=clip_low, clip_high=clip_high, alpha=alpha)
     a = hapo_redistribute(adv, h_hat.detach(), ratio, eps_l, eps_h, beta=beta)
     clipped = torch.minimum(torch.maximum(ratio, 1.0 - eps_l), 1.0 + eps_h)

@@ -27,7 +27,8 @@ NESTED = "traj-mean-turn-mean-token-mean"
 
 
 class EPORegularizer:
-    """EPO's entropy regularisation with smoothing (arXiv 2509.22576, Algorithm 1; ALGORITHMS.md 5).
+    """EPO's entropy regularisation with smoothing (arXiv 2509.22576, Algorithm 1;
+    docs/algorithms.md section 5).
 
     L_EPO = L_MT - lambda [L_H - beta_k L_smooth]: per token the loss gets
     -lambda (H - beta_k alpha P(H)), with P the hinge of
@@ -36,8 +37,8 @@ class EPORegularizer:
     nested averages (tokens in a turn, turns, trajectories). At the first step there is no
     history and L_smooth = 0.
 
-    Deviations from the released code, which this follows the paper against (ALGORITHMS.md
-    5.2): the hinge is differentiable (the code's penalty is a constant with no gradient), the
+    Deviations from the released code, which this follows the paper against (docs/algorithms.md
+    section 5.2): the hinge is differentiable (the code's penalty is a constant with no gradient), the
     history is one scalar per step (not indexed by turn), smoothing is not gated on the turn
     index, the schedule is the paper's beta_k, and it applies to PPO as well as GRPO.
 

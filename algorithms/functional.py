@@ -49,6 +49,7 @@ __all__ = [
     "epo_entropy_penalty",
     "epo_beta",
     # policy and value losses
+    "policy_ratio",
     "ppo_surrogates",
     "dual_clip",
     "ppo_clip_loss",
@@ -627,19 +628,23 @@ def epo_beta(step: int, total_steps: int, *, gamma: float = 3.0) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def policy_ratio(logp: Tensor, old_logp: Tensor) -> Tensor:
+    """r = exp(logp - old_logp) per token, the log-ratio clamped to [-20, 20] first (as verl
+    does, so one stale token cannot overflow). Shapes: any, equal."""
+    return torch.exp((logp - old_logp).clamp(-20.0, 20.0))
+
+
 def ppo_surrogates(
     logp: Tensor, old_logp: Tensor, adv: Tensor, *, clip_low: float = 0.2, clip_high: float = 0.2
 ) -> tuple[Tensor, Tensor, Tensor]:
     """PPO's ratio and its two surrogate losses per token.
 
-    r = exp(logp - old_logp), the log-ratio clamped to [-20, 20] first (as verl does, so one
-    stale token cannot overflow); unclipped = -A r; clipped = -A clip(r, 1 - clip_low,
-    1 + clip_high).
+    r = :func:`policy_ratio`; unclipped = -A r; clipped = -A clip(r, 1 - clip_low, 1 + clip_high).
 
     Returns:
         ``(ratio, unclipped, clipped)``, each (...).
     """
-    ratio = torch.exp((logp - old_logp).clamp(-20.0, 20.0))
+    ratio = policy_ratio(logp, old_logp)
     return ratio, -adv * ratio, -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
 
 
