@@ -71,6 +71,12 @@ class Turn:
     mean_entropy: float | None = None
     trainable: bool = True
 
+    @property
+    def format_ok(self) -> bool:
+        """The completion passed the agent's format check. The rollout writes ``"format: ..."``
+        and ``"env: ..."`` reasons; an invalid turn without a reason counts as a format failure."""
+        return self.action_is_valid or (bool(self.invalid_reason) and "format:" not in self.invalid_reason)
+
     def __post_init__(self) -> None:
         if len(self.completion_logprobs) != len(self.completion_ids):
             raise ValueError(
@@ -334,13 +340,6 @@ def collate(
         success=column((float(traj.won) for _, _, traj, _ in rows), torch.float32),
         action_is_valid=column((t.action_is_valid for *_, t in rows), torch.bool),
         completion_truncated=column((t.finish_reason == "length" for *_, t in rows), torch.bool),
-        format_is_valid=column((_format_ok(t) for *_, t in rows), torch.bool),
+        format_is_valid=column((t.format_ok for *_, t in rows), torch.bool),
     )
 
-
-def _format_ok(turn: Turn) -> bool:
-    """The completion passed the agent's format check. The rollout writes ``"format: ..."`` and
-    ``"env: ..."`` reasons; an invalid turn without a reason counts as a format failure."""
-    if turn.action_is_valid:
-        return True
-    return bool(turn.invalid_reason) and "format:" not in turn.invalid_reason

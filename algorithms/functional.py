@@ -38,6 +38,7 @@ __all__ = [
     "group_stats",
     "trajectory_scores",
     "grpo_baseline",
+    "signal_group_fraction",
     "grpo_advantages",
     "normalise",
     "discounted_returns",
@@ -377,6 +378,29 @@ def trajectory_scores(scores: Tensor, traj_ids: Tensor, group_ids: Tensor) -> tu
     traj_group = torch.zeros(n, dtype=torch.long, device=scores.device)
     traj_group[traj] = group_ids
     return traj, traj_score, traj_group
+
+
+def signal_group_fraction(scores: Tensor, traj_ids: Tensor, group_ids: Tensor) -> Tensor:
+    """The fraction of groups whose trajectory scores are not all equal: the groups that give a
+    group-relative learner any signal at all.
+
+    Args:
+        scores: (S,) row scores (each trajectory's score is the mean of its rows').
+        traj_ids: (S,) long, the row's trajectory.
+        group_ids: (S,) long, the row's group.
+
+    Returns:
+        () float in [0, 1]; 0 for no rows.
+    """
+    if scores.numel() == 0:
+        return scores.new_zeros(())
+    _, traj_score, traj_group = trajectory_scores(scores, traj_ids, group_ids)
+    _, std, _ = group_stats(traj_score, traj_group)
+    _, first = torch.unique(traj_group, return_inverse=True)
+    groups = int(first.max()) + 1
+    varied = torch.zeros(groups, dtype=torch.bool, device=scores.device)
+    varied[first] = std > 0
+    return varied.to(scores.dtype).mean()
 
 
 def grpo_baseline(scores: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:

@@ -186,8 +186,10 @@ class Learner:
         batch = batch.to(self.device)
 
         # 1. Scores, and the group filter (drops whole groups before any forward pass).
-        keep = group_keep(batch, reward_signals(batch, cfg.reward, step).scores, cfg.filters,
-                          outcomes=row_outcomes(batch, cfg.reward.outcome))
+        scores = reward_signals(batch, cfg.reward, step).scores
+        signal = fn.signal_group_fraction(scores, batch.traj_index, batch.group_index)
+        tally.add("batch/signal_groups", signal)  # the groups with any reward variance
+        keep = group_keep(batch, scores, cfg.filters, outcomes=row_outcomes(batch, cfg.reward.outcome))
         tally.add("batch/dropped_rows", float((~keep).sum()))
         kept_rows = torch.nonzero(keep).flatten()
         row_advantages = torch.full((batch.batch_size,), float("nan"), device=self.device)

@@ -103,10 +103,13 @@ class _InfoColumn(ProgressColumn):
 
 
 def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, float]:
-    """Success, score, length, invalid-action rate, sampling entropy and failures of episodes."""
+    """Success, score, length, invalid-action rate (all, and split into format failures and
+    env refusals), the length of won episodes, sampling entropy and failures of episodes."""
     done = [t for t in trajs if not t.failure]
     n, turns = max(len(done), 1), max(sum(t.length for t in done), 1)
     entropies = [turn.mean_entropy for t in done for turn in t.turns if turn.mean_entropy is not None]
+    won = [t.length for t in done if t.won]
+    bad_format = sum(not turn.format_ok for t in done for turn in t.turns)
     return {
         # the sampling policy's mean token entropy: known even when the learner drops every row
         f"{prefix}/entropy": sum(entropies) / len(entropies) if entropies else math.nan,
@@ -114,6 +117,9 @@ def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, floa
         f"{prefix}/score": sum(t.score for t in done) / n,
         f"{prefix}/length": sum(t.length for t in done) / n,
         f"{prefix}/invalid_rate": sum(t.num_invalid for t in done) / turns,
+        f"{prefix}/invalid_format_rate": bad_format / turns,
+        f"{prefix}/invalid_env_rate": (sum(t.num_invalid for t in done) - bad_format) / turns,
+        f"{prefix}/won_length": sum(won) / len(won) if won else math.nan,
         f"{prefix}/failures": float(len(trajs) - len(done)),
     }
 

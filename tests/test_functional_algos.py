@@ -78,6 +78,17 @@ def test_grpo_loop_vs_vectorised(norm_by_std):
 # ---------------------------------------------------------------------------------------------
 
 
+def test_signal_group_fraction_by_hand():
+    # Rows of 5 trajectories in 3 groups. Group 0: trajectory 0 has rows scoring 1 and 0 (mean
+    # .5), trajectory 1 one row of .5 -> equal means, no signal. Group 1: 1 vs 0 -> signal.
+    # Group 2: a single trajectory -> no signal.
+    scores = torch.tensor([1.0, 0.0, 0.5, 1.0, 0.0, 0.3])
+    traj = torch.tensor([0, 0, 1, 2, 3, 4])
+    group = torch.tensor([0, 0, 0, 1, 1, 2])
+    assert fn.signal_group_fraction(scores, traj, group).item() == pytest.approx(1 / 3)
+    assert fn.signal_group_fraction(scores[:0], traj[:0], group[:0]).item() == 0.0
+
+
 def test_discounted_returns_golden():
     # gamma 0.5, r = [1, 0, 4]: R2 = 4, R1 = 0 + 0.5 x 4 = 2, R0 = 1 + 0.5 x 2 = 2.
     assert fn.discounted_returns(t([1, 0, 4]), 0.5).tolist() == pytest.approx([2, 2, 4])

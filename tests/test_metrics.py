@@ -38,3 +38,23 @@ def test_plots(tmp_path):
     assert sorted(p.name for p in files) == ["entropy.png", "success.png"]
     for p in files:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_rollout_metrics_split_invalid_turns_and_time_wins():
+    from agentropy.algorithms.data import Trajectory, Turn
+    from agentropy.algorithms.train import _rollout_metrics
+
+    def turn(valid: bool = True, reason: str = "") -> Turn:
+        return Turn((1,), (2,), (-0.1,), 0.0, valid, invalid_reason=reason)
+
+    won = Trajectory("e", 0, 0, 0, turns=(turn(), turn(False, "format: no <action> tags"), turn()), won=True)
+    lost = Trajectory("e", 1, 0, 0, turns=(turn(False, "env: Nothing happens."), turn(False, "")), won=False)
+    failed = Trajectory("e", 2, 0, 0, turns=(turn(False, "format: x"),), failure="worker died")
+    m = _rollout_metrics("train", [won, lost, failed])
+    # 5 turns of finished episodes: 3 invalid; a reasonless invalid turn counts as a format failure
+    assert m["train/invalid_rate"] == pytest.approx(3 / 5)
+    assert m["train/invalid_format_rate"] == pytest.approx(2 / 5)
+    assert m["train/invalid_env_rate"] == pytest.approx(1 / 5)
+    assert m["train/won_length"] == 3.0
+    assert m["train/failures"] == 1.0
+    assert math.isnan(_rollout_metrics("eval", [lost])["eval/won_length"])

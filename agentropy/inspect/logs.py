@@ -73,14 +73,21 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: What the training view plots first: success and entropy, and the diagnostics that explain a
+#: run (the share of groups with any reward variance, invalid turns by kind, won-episode length).
+DEFAULT_CURVES = ("success", "entropy", "signal_groups", "invalid_format_rate", "invalid_env_rate",
+                  "won_length")
+
+
 def metric_series(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The metric keys of ``rows`` and which of them a viewer plots by default.
 
     Returns:
-        ``{"keys": all keys sorted, "default_keys": those containing "success" or "entropy"}``.
+        ``{"keys": all keys sorted, "default_keys": those containing a word of
+        :data:`DEFAULT_CURVES`}``.
     """
     keys = sorted({k for r in rows for k in r} - {"iteration"})
-    default = [k for k in keys if "success" in k or "entropy" in k]
+    default = [k for k in keys if any(word in k for word in DEFAULT_CURVES)]
     return {"keys": keys, "default_keys": default}
 
 
