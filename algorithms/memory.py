@@ -93,8 +93,12 @@ def split_lm(model: nn.Module) -> tuple[nn.Module, Callable[[Tensor], Tensor]] |
 
     Only models whose logits are exactly ``head(last_hidden_state)`` qualify: Hugging Face
     causal LMs of the Llama / Qwen2 / Mistral families (the ones this project runs). Others
-    (logit soft-capping, scaled logits) return None and the learner computes full logits.
+    (logit soft-capping, scaled logits) return None and the learner computes full logits. A
+    ``peft`` wrapper is looked through: its adapters live inside the wrapped model's layers.
     """
+    get_base = getattr(model, "get_base_model", None)
+    if get_base is not None:
+        model = get_base()
     prefix = getattr(model, "base_model_prefix", None)
     backbone = getattr(model, prefix, None) if prefix else None
     get_head = getattr(model, "get_output_embeddings", None)

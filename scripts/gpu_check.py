@@ -122,10 +122,11 @@ def run(args: argparse.Namespace) -> dict:
 
     update = Learner.update
 
-    def timed_update(learner, batch):
+    def timed_update(learner, batch, **kwargs):
         before = [p.detach().to("cpu", copy=True) for p in learner.model.parameters() if p.requires_grad]
         with phases("update"):
-            metrics = update(learner, batch)
+            out = update(learner, batch, **kwargs)
+        metrics = out.metrics
         changed = total = 0
         after = [p for p in learner.model.parameters() if p.requires_grad]
         for old, new in zip(before, after, strict=True):
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> dict:
         result["optimizer_steps"] = metrics.get("actor/optimizer_steps", 0.0)
         result["rows"] = metrics.get("batch/rows", 0.0)
         result["tokens"] = metrics.get("batch/tokens", 0.0)
-        return metrics
+        return out
 
     train_module.collect = timed_collect
     Learner.update = timed_update

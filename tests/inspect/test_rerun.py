@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from agentropy.cli import main
-from agentropy.inspect.rerun import Rerunner, rerun
+from agentropy.inspect.rerun import Rerunner, RerunRefused, rerun
 from agentropy.play import play
 from agentropy.records.episodes import EpisodeLog, read_episodes
 from tests.envs.cases import all_cases
@@ -104,8 +104,14 @@ def test_a_changed_package_version_is_reported_as_such(runner, recorded):
 
 
 def test_an_env_that_cannot_be_made_is_an_error_not_a_crash(runner, recorded):
-    report = runner.rerun(dataclasses.replace(recorded, env_id="agentropy/Gone-v0"))
-    assert not report.identical and "cannot make agentropy/Gone-v0" in report.error
+    bad = dataclasses.replace(recorded, env_kwargs={**recorded.env_kwargs, "game": "no-such-game"})
+    report = runner.rerun(bad)
+    assert not report.identical and "cannot make agentropy/TWX-v0" in report.error
+
+
+def test_an_unknown_env_id_is_refused(runner, recorded):
+    with pytest.raises(RerunRefused, match="'agentropy/Gone-v0' is not an agentropy env"):
+        runner.rerun(dataclasses.replace(recorded, env_id="agentropy/Gone-v0"))
 
 
 def test_the_command_line_exit_code_says_whether_all_reproduced(tmp_path, played_run, recorded,
