@@ -1,23 +1,34 @@
-"""Learning benchmark: held-out success after SFT and after the same RL budget, per learner.
+"""Learning benchmark: does RL beat more supervised training on the same demonstrations?
 
-One CPU-sized setup (the quickstart's: TextWorldExpress coin, the local tiny model, the settings
-of ``configs/experiment/quickstart.yaml``). For each seed, one SFT warm start is trained and
-evaluated (``iterations=0``); every learner then starts from that same SFT model and gets the
-same RL budget (iterations x tasks x group size), and is evaluated on the same fixed held-out
-tasks, sampled and greedy. Only ``algorithm=`` differs between the runs of a seed, so each
-learner keeps its own recipe (aggregation, estimator, entropy terms, replay) over the
-quickstart's shared RL settings (learning rate, KL, batch sizes, invalid-action penalty).
+One CPU-sized setup at a time (``--setting``): the quickstart's (TextWorldExpress coin, the local
+tiny model, ``configs/experiment/quickstart.yaml``) or a variant of it. For each seed:
+
+1. **SFT start**: one warm start on the expert's demonstrations (``iterations=0``), evaluated.
+2. **SFT+RL**: every learner starts from that SFT model with the same RL budget (iterations x
+   tasks x group size); only ``algorithm=`` differs between a seed's RL runs.
+3. **Matched SFT**: supervised training on the same demonstrations (same seed, same expert
+   episodes) continued from the SFT model for as many optimizer steps as fit in the mean wall time
+   of the seed's RL runs (rollouts and updates), at the SFT start's measured steps per second.
+   This is the baseline an RL gain has to beat: RL that only adds compute is not RL that pays.
+
+All three are evaluated on the same fixed held-out tasks (episode ``i`` is task ``i`` with seed
+``eval.seed + i``), sampled and greedy, so each held-out episode of an RL run has a partner in the
+matched baseline's evaluation of the same seed. The table gives mean +- sample std over seeds, and
+for each learner the paired difference to the matched baseline (and to the SFT start) with a 95%
+percentile bootstrap interval over the pooled (seed, episode) pairs.
 
 Every run is an ordinary ``agentropy train`` run folder under ``--out``; a run whose
 ``summary.json`` exists is not repeated, so an interrupted benchmark continues where it stopped
 and ``--report`` redraws the table and the curves from what is there.
 
-Outputs: a markdown table (mean +- sample std over seeds of held-out success at the SFT start, at
-the end, and of the gain) and ``learning_entropy.png`` (the sampling policy's mean token entropy
-per iteration, mean over seeds, min-max band) plus ``learning_success.png`` (train success).
+Outputs: the markdown table with per-learner diagnostics (share of GRPO groups with any reward
+variance, invalid turns split into format failures and env refusals, length of won episodes),
+``learning_entropy.png`` (sampling entropy per iteration, mean over seeds, min-max band) and
+``learning_success.png`` (train success).
 
-    python bench/learning.py                      # 5 learners x 3 seeds, about 1.5-2 h on 2 cores
-    python bench/learning.py --report             # table and curves from the runs on disk
+    python bench/learning.py                                   # quickstart setting, 5 learners x 3 seeds
+    python bench/learning.py --setting scarce --learners grpo epo
+    python bench/learning.py --report                          # table and curves from the runs on disk
 """
 
 from __future__ import annotations
@@ -39,10 +50,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agentropy.algorithms.evaluate import bootstrap_ci  # noqa: E402
 from agentropy.algorithms.metrics import read_metrics  # noqa: E402
 
 LEARNERS = ("grpo", "gigpo", "epo", "empg", "spear")
 SPLIT = "dev"
+
+#: ``--setting`` -> overrides on top of ``experiment=quickstart``, chosen before any run.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "coin": (),
+    # (a) scarce demonstrations: 16 expert episodes (the expert wins them all on coin).
+    "scarce": ("sft.episodes=16",),
+}
 
 
 def train(run: Path, overrides: list[str], log_path: Path) -> None:
@@ -78,10 +97,25 @@ def export_sft_model(run: Path, out: Path) -> Path:
     return out
 
 
+def _rl_wall_s(run: Path) -> float:
+    """Seconds the run spent in RL rollouts and updates (evaluations excluded)."""
+    rows = read_metrics(run / "metrics.jsonl")
+    return sum(r.get("time/rollout_s", 0.0) + r.get("time/update_s", 0.0) for r in rows)
+
+
+def _sft_steps_per_s(run: Path, steps: int) -> float:
+    """The SFT run's optimizer steps per second (its ``time/sft_s`` includes collecting the
+    demonstrations, so this slightly favours RL in the matching)."""
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if "time/sft_s" in r]
+    if not rows or not rows[0]["time/sft_s"]:
+        raise RuntimeError(f"{run}: no time/sft_s in metrics.jsonl")
+    return steps / rows[0]["time/sft_s"]
+
+
 def run_all(args: argparse.Namespace) -> float:
     """Runs what is missing; returns the wall time spent."""
     start = time.perf_counter()
-    base = ["experiment=quickstart", *args.overrides]
+    base = ["experiment=quickstart", *SETTINGS[args.setting], *args.overrides]
     for seed in args.seeds:
         sft_run = args.out / f"sft_seed{seed}"
         if not (sft_run / "summary.json").exists():
@@ -99,12 +133,60 @@ def run_all(args: argparse.Namespace) -> float:
                         "eval.at_start=false"],
                   args.out / f"{learner}_seed{seed}.log")
             print(f"[learning]   {time.perf_counter() - t0:.0f} s", flush=True)
+        matched = args.out / f"matched_seed{seed}"
+        if args.no_matched or (matched / "summary.json").exists():
+            continue
+        walls = [_rl_wall_s(args.out / f"{learner}_seed{seed}") for learner in args.learners]
+        sft_steps = int(_config(sft_run)["sft"]["steps"])
+        steps = max(1, round(statistics.fmean(walls) * _sft_steps_per_s(sft_run, sft_steps)))
+        print(f"[learning] matched SFT, seed {seed}: {steps} more steps "
+              f"(RL wall {statistics.fmean(walls):.0f} s)", flush=True)
+        train(matched, [*base, f"seed={seed}", f"agent.model={model}", "iterations=0",
+                        f"sft.steps={steps}"],
+              args.out / f"matched_seed{seed}.log")
     return time.perf_counter() - start
+
+
+def _config(run: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml"))  # type: ignore[return-value]
 
 
 def _summary(run: Path) -> dict[str, Any] | None:
     path = run / "summary.json"
     return json.loads(path.read_text())["splits"][SPLIT] if path.exists() else None
+
+
+def final_outcomes(run: Path) -> dict[str, dict[int, float]]:
+    """Won (1.0/0.0) per held-out episode seed of the run's last evaluation: ``{"sampled": {seed:
+    won}, "greedy": {...}}``. The trainer evaluates sampled, then greedy, each mode's episodes
+    written before the next mode starts, so the first half of the last evaluation's records (in
+    file order) are the sampled ones."""
+    from agentropy.records.episodes import iter_episodes
+
+    evals = [r for r in iter_episodes(run / "episodes.jsonl") if r.phase == "eval" and r.split == SPLIT]
+    if not evals:
+        return {}
+    last = max(r.iteration or 0 for r in evals)
+    evals = [r for r in evals if (r.iteration or 0) == last]
+    cfg = _config(run)
+    n = int(cfg["eval"]["episodes"])
+    modes = ["sampled", "greedy"] if cfg["eval"].get("greedy", True) else ["sampled"]
+    if len(evals) != n * len(modes):
+        raise RuntimeError(f"{run}: {len(evals)} final eval episodes, expected {n} x {len(modes)}")
+    return {mode: {r.seed: float(r.won) for r in evals[i * n:(i + 1) * n]} for i, mode in enumerate(modes)}
+
+
+def paired_difference(a: list[dict[int, float]], b: list[dict[int, float]]) -> tuple[float, float, float]:
+    """Mean of a - b over the (seed, episode) pairs both have, with its 95% bootstrap interval.
+
+    Args:
+        a, b: per training seed, won per held-out episode seed (same length, same order).
+    """
+    diffs = [x[k] - y[k] for x, y in zip(a, b, strict=True) for k in sorted(x.keys() & y.keys())]
+    lo, hi = bootstrap_ci(diffs)
+    return (statistics.fmean(diffs) if diffs else math.nan), lo, hi
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -114,46 +196,65 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} +- {sd:.3f}"
 
 
-def report(args: argparse.Namespace, wall_s: float | None) -> str:
-    rows, verdicts = [], []
-    grpo_end: dict[str, float] = {}
-    for learner in args.learners:
-        got = {}
-        for s in args.seeds:  # the start: the seed's SFT run; the end: this learner's run
-            start, end = _summary(args.out / f"sft_seed{s}"), _summary(args.out / f"{learner}_seed{s}")
-            if start is not None and end is not None:
-                got[s] = {"start": start["start"], "end": end["end"]}
-        if not got:
-            continue
-        cells = [learner, str(len(got))]
-        for mode in ("success", "success_greedy"):
-            start = [v["start"][mode] for v in got.values()]
-            end = [v["end"][mode] for v in got.values()]
-            gain = [e - s for s, e in zip(start, end, strict=True)]
-            cells += [_mean_sd(start), _mean_sd(end), _mean_sd(gain)]
-            if mode == "success":
-                spread = statistics.stdev(gain) if len(gain) > 1 else math.inf
-                mean_gain = statistics.fmean(gain)
-                if learner == "grpo":
-                    grpo_end = {"sampled": statistics.fmean(end)}
-                verdicts.append((learner, mean_gain, spread, statistics.fmean(end)))
-        inv_s = [v["start"]["invalid_rate"] for v in got.values()]
-        inv_e = [v["end"]["invalid_rate"] for v in got.values()]
-        cells.append(f"{statistics.fmean(inv_s):.3f} -> {statistics.fmean(inv_e):.3f}")
-        rows.append(cells)
+def _diagnostics(runs: list[Path]) -> str:
+    """Means over the runs' iterations of the signal and validity diagnostics."""
+    keys = (("batch/signal_groups", "signal groups"), ("train/invalid_format_rate", "format-invalid/turn"),
+            ("train/invalid_env_rate", "env-invalid/turn"), ("train/won_length", "won length"),
+            ("actor/entropy", "entropy"))
+    rows = [r for run in runs if (run / "metrics.jsonl").exists()
+            for r in read_metrics(run / "metrics.jsonl")]
+    parts = []
+    for key, label in keys:
+        values = [r[key] for r in rows if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
+        if values:
+            parts.append(f"{label} {statistics.fmean(values):.3f}")
+    return ", ".join(parts)
 
-    head = ["learner", "seeds", "sampled: SFT", "sampled: after RL", "sampled: gain",
-            "greedy: SFT", "greedy: after RL", "greedy: gain", "invalid/turn (sampled)"]
+
+def _verdict(mean: float, lo: float, hi: float) -> str:
+    if lo > 0:
+        return "beats it beyond the interval"
+    if hi < 0:
+        return "is worse beyond the interval"
+    return "no difference beyond the interval"
+
+
+def report(args: argparse.Namespace, wall_s: float | None) -> str:
+    seeds = [s for s in args.seeds if _summary(args.out / f"sft_seed{s}") is not None]
+    outcomes = {name: [final_outcomes(args.out / f"{name}_seed{s}") for s in seeds]
+                for name in ("sft", "matched", *args.learners)}
+    head = ["policy", "seeds", "sampled", "greedy", "invalid/turn (sampled)",
+            "sampled: vs matched SFT", "greedy: vs matched SFT", "sampled: vs SFT start"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines.append("")
-    for learner, gain, spread, end in verdicts:
-        beats_sft = "beats" if gain > spread else "does not beat"
-        versus = ""
-        if learner != "grpo" and grpo_end:
-            versus = f"; end {end:.3f} vs GRPO {grpo_end['sampled']:.3f}"
-        lines.append(f"- {learner}: mean sampled gain {gain:+.3f}, seed spread (sd) {spread:.3f}: "
-                     f"{beats_sft} the SFT start by more than the spread{versus}")
+    notes = []
+    for name in ("sft", "matched", *args.learners):
+        label = {"sft": "SFT start", "matched": "matched SFT"}.get(name, f"SFT + {name}")
+        ends = [_summary(args.out / f"{name}_seed{s}") for s in seeds]
+        have = [i for i, e in enumerate(ends) if e is not None]
+        if not have:
+            continue
+        key = "start" if name in ("sft", "matched") else "end"
+        cells = [label, str(len(have))]
+        for mode in ("success", "success_greedy", "invalid_rate"):
+            cells.append(_mean_sd([ends[i][key][mode] for i in have]))
+        for mode, ref in (("sampled", "matched"), ("greedy", "matched"), ("sampled", "sft")):
+            pairs = [i for i in have if outcomes[name][i] and outcomes[ref][i]]
+            if name in (ref, "sft") or not pairs:
+                cells.append("-")
+                continue
+            mean, lo, hi = paired_difference([outcomes[name][i][mode] for i in pairs],
+                                             [outcomes[ref][i][mode] for i in pairs])
+            cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            if ref == "matched":
+                notes.append(f"- {label}, {mode}: {mean:+.3f} against matched SFT, 95% interval "
+                             f"[{lo:+.3f}, {hi:+.3f}] over {len(pairs)} seeds' paired episodes: "
+                             f"{_verdict(mean, lo, hi)}")
+        lines.append("| " + " | ".join(cells) + " |")
+        if name not in ("sft", "matched"):
+            diag = _diagnostics([args.out / f"{name}_seed{s}" for s in seeds])
+            if diag:
+                notes.append(f"- {label}, diagnostics (mean over iterations and seeds): {diag}")
+    lines += ["", *notes]
     if wall_s is not None:
         lines.append(f"\nWall time of this invocation: {wall_s / 60:.1f} min.")
     plot(args)
@@ -166,8 +267,9 @@ def plot(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for key, stem, label in (("train/entropy", "learning_entropy", "sampling entropy (nats/token)"),
-                             ("train/success", "learning_success", "train success")):
+    for key, name, label in (("train/entropy", "entropy", "sampling entropy (nats/token)"),
+                             ("train/success", "success", "train success")):
+        stem = f"{args.stem}_{name}"
         fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
         for learner in args.learners:
             curves = []
@@ -198,12 +300,18 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="coin")
     parser.add_argument("--iterations", type=int, default=10, help="RL iterations per run")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-learning")
+    parser.add_argument("--no-matched", action="store_true", help="skip the matched SFT baseline")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="runs folder (default runs/bench-learning[-SETTING])")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--report", action="store_true", help="only redraw from the runs on disk")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args(argv)
+    suffix = "" if args.setting == "coin" else f"_{args.setting}"
+    args.out = args.out or ROOT / "runs" / f"bench-learning{suffix.replace('_', '-')}"
+    args.stem = f"learning{suffix}"
     args.out.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
     wall = None if args.report else run_all(args)
@@ -211,9 +319,10 @@ def main(argv: list[str] | None = None) -> None:
     cmd = "python bench/learning.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = (f"# Learning benchmark (bench/learning.py)\n\nCommand: `{cmd.strip()}`\n"
               f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.\n"
-              f"Setup: experiment=quickstart {' '.join(args.overrides)}; {args.iterations} RL iterations "
+              f"Setup: experiment=quickstart {' '.join([*SETTINGS[args.setting], *args.overrides])}; "
+              f"{args.iterations} RL iterations "
               f"per run; held-out split `{SPLIT}`, fixed tasks.\n\n")
-    (args.results / "learning.md").write_text(header + text + "\n")
+    (args.results / f"{args.stem}.md").write_text(header + text + "\n")
     print(header + text)
 
 
