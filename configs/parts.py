@@ -20,6 +20,7 @@ _ADVANTAGES = "agentropy.algorithms.advantages"
 _FUNCTIONAL = "agentropy.algorithms.functional"
 _LOSSES = "agentropy.algorithms.losses"
 _BACKENDS = "agentropy.agents.backends"
+_ENTROPY_PARTS = "agentropy.algorithms.entropy_parts"
 
 #: kind -> part name -> the module that registers it.
 CATALOGUE: dict[str, dict[str, str]] = {
@@ -52,6 +53,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "kl": "agentropy.algorithms.regularizers",
         "critic": "agentropy.algorithms.value",
         "replay": "agentropy.algorithms.replay",
+        # the entropy interventions; ``token_loss`` rewrites chain in this order
+        "siren": _ENTROPY_PARTS,
     },
     "model backend": {
         "hf": _BACKENDS,

@@ -1,0 +1,152 @@
+"""The entropy interventions of :mod:`agentropy.algorithms.entropy_methods` as learner parts.
+
+Each part is switched on by its config's ``enabled`` flag (``configs/algorithm/<method>.yaml``
+sets it) and calls the pure functions; the learner calls it like any other part
+(:mod:`agentropy.algorithms.parts`). What each changes (docs/algorithms.md section 14):
+
+- ``siren``: an extra loss term, lambda (H_sel - H_anchor)^2 on the top-p entropy of each row's
+  peak-entropy tokens (:func:`~agentropy.algorithms.entropy_methods.siren_entropy_loss`);
+- ``steer``: a per-token weight on the policy loss
+  (:func:`~agentropy.algorithms.entropy_methods.steer_token_weights`);
+- ``lp_reg``: the policy loss of the protected low-probability tokens becomes -A r + beta k3(pi ||
+  pi_proxy) (:func:`~agentropy.algorithms.entropy_methods.lp_reg_policy_loss`);
+- ``hapo``: the policy loss becomes HAPO's adaptive-clip, redistributed-advantage surrogate
+  (:func:`~agentropy.algorithms.entropy_methods.hapo_policy_loss`), with the entropy
+  normalisation taken over the whole batch's old-policy entropies;
+- ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
+  (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`).
+
+CANON and HAPO's token-level advantage are advantage estimators (``canon``, ``hapo`` in
+:mod:`agentropy.algorithms.advantages`).
+
+The full-vocabulary distributions SIREN and Lp-Reg need come from the forward pass's last hidden
+state through the LM head, at completion positions only (one (tokens x vocabulary) matrix per
+micro-batch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from agentropy.algorithms import entropy_methods as em
+from agentropy.algorithms.memory import split_lm
+from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
+from agentropy.algorithms.registry import LEARNER_PARTS
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from agentropy.algorithms.advantages import RewardSignals
+    from agentropy.algorithms.data import TokenBatch
+    from agentropy.configs.methods import SirenConfig
+    from agentropy.configs.schema import AlgorithmConfig
+
+__all__ = ["SirenPart", "completion_logits"]
+
+
+def _head(model: nn.Module) -> nn.Module:
+    lm = split_lm(model)
+    head = lm[1] if lm is not None else model.get_output_embeddings()
+    if head is None:
+        raise ValueError("this part needs the model's output head (get_output_embeddings)")
+    return head
+
+
+def completion_logits(head: nn.Module, hidden: Tensor, mask: Tensor) -> Tensor:
+    """(M, V) float logits of the distributions that predict the M masked tokens of ``mask``
+    (n, w): ``hidden[:, t - 1]`` predicts token t, as in
+    :func:`agentropy.algorithms.functional.token_logprobs_and_entropy`."""
+    want = mask[:, 1:].bool()
+    h = hidden[:, :-1][want]
+    weight = next(head.parameters())
+    logits = head(h.to(weight.dtype))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def _scatter(values: Tensor, mask: Tensor) -> Tensor:
+    """(M,) values of the masked positions of ``mask`` (n, w) into an (n, w) matrix, 0 elsewhere."""
+    out = values.new_zeros(mask.shape)
+    return out.masked_scatter(mask.bool(), values)
+
+
+# -------------------------------------------------------------------------------------------- SIREN
+
+
+class SirenPart(LearnerPart):
+    """SIREN's self-anchored selective entropy term (arXiv 2509.25133; UNVERIFIED against the paper).
+
+    Per micro-batch: H^p, the entropy of each completion token's renormalised top-p nucleus
+    (current policy, with gradient); the peak mask, the tokens of each row above the row's
+    ``quantile``; H_sel, the mean over rows of each row's mean selected H^p; the loss term
+    coef (H_sel - H_anchor)^2, weighted by the micro-batch's share of the mini-batch's rows
+    with completion tokens. H_anchor is H_sel of the first training batch under the old policy
+    (fixed from then on, saved in the checkpoint); the released code returns a zero loss on that
+    batch, here the term starts at zero there. H_sel is a mean over the micro-batch, as in the
+    released code, so the update depends on the micro-batch size (docs/algorithms.md section 9.5);
+    with one micro-batch per mini-batch it is the formula. Logs ``siren/h_sel``, ``siren/anchor``.
+    """
+
+    def __init__(self, cfg: SirenConfig, model: nn.Module) -> None:
+        self.cfg = cfg
+        self.head = _head(model)
+        self.anchor: float | None = None
+        self._sum = 0.0
+        self._rows = 0.0
+
+    def _row_entropy(self, micro: TokenBatch, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """(n,) mean selected top-p entropy of each row, and (n,) 1.0 for rows with completion tokens."""
+        mask = micro.loss_mask
+        logits = completion_logits(self.head, hidden, mask)
+        hp = em.siren_top_p_entropy(logits, top_p=self.cfg.top_p, top_k=self.cfg.top_k,
+                                    include_crossing_token=self.cfg.include_crossing_token)
+        hp = _scatter(hp, mask)
+        sel = em.siren_peak_mask(hp, mask, quantile=self.cfg.quantile).to(hp.dtype)
+        per_row = (hp * sel).sum(dim=1) / sel.sum(dim=1).clamp_min(1.0)
+        return per_row, mask.any(dim=1).to(hp.dtype)
+
+    def old_hidden(self) -> bool:
+        return self.anchor is None
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        if self.anchor is None:
+            per_row, rows = self._row_entropy(micro, fw.hidden)
+            self._sum += float((per_row * rows).sum())
+            self._rows += float(rows.sum())
+        return {}
+
+    def before_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally,
+                      labels: Any) -> None:
+        if self.anchor is None and self._rows > 0:
+            self.anchor = self._sum / self._rows
+
+    def wants_hidden(self, micro: TokenBatch) -> bool:
+        return self.anchor is not None
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        if self.anchor is None or fw.hidden is None:
+            return []
+        per_row, has = self._row_entropy(micro, fw.hidden)
+        n = has.sum()
+        if n == 0:
+            return []
+        h_sel = (per_row * has).sum() / n
+        share = n / ctx.mb.loss_mask.any(dim=1).sum().clamp_min(1)
+        value = self.cfg.coef * (h_sel - self.anchor) ** 2 * share
+        ctx.tally.add("siren/h_sel", h_sel.detach() * n, n)
+        return [LossTerm("loss_siren", value)]
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        if self.anchor is not None:
+            tally.add("siren/anchor", self.anchor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"siren": {"anchor": self.anchor}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "siren" in state:
+            self.anchor = state["siren"]["anchor"]
+
+
+@LEARNER_PARTS.register("siren")
+def _siren(cfg: AlgorithmConfig, ctx: PartContext) -> SirenPart | None:
+    return SirenPart(cfg.siren, ctx.model) if cfg.siren.enabled else None

@@ -1,0 +1,123 @@
+"""The entropy interventions wired into the learner (agentropy.algorithms.entropy_parts and the
+canon / hapo estimators): each at its neutral setting gives exactly the base learner's update;
+padding (and, where the statistics are the batch's, the micro-batch size) does not change the
+update; each method composes over the base recipes; its part does what it says on a small case.
+The two-iteration runs of ``agentropy train`` are in tests/test_train.py (every algorithm yaml)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from agentropy.agents.tiny import load_pretrained
+from agentropy.algorithms.learner import Learner
+from agentropy.configs import methods as cm
+from agentropy.configs.compose import load_config
+from agentropy.configs.schema import ConfigError
+
+from tests.learner_cases import make_batch
+
+#: method -> (its config field, its config class, what else its neutral setting selects)
+METHODS = {
+    "siren": ("siren", cm.SirenConfig, {}),
+}
+BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
+
+#: rollout log-probs as the ratio's denominator: ratios away from 1, so clipping is active.
+SMALL = ["algorithm.mini_batch_size=64", "algorithm.micro_batch_size=8", "algorithm.old_logprobs=rollout"]
+
+
+def _base(base: str = "grpo", *more: str):
+    return load_config([f"algorithm={base}", *SMALL, *more]).algorithm
+
+
+def _neutral(cfg, method: str):
+    field, cls, extra = METHODS[method]
+    return dataclasses.replace(cfg, **{field: dataclasses.replace(cm.neutral(cls), enabled=True)}, **extra)
+
+
+def _update(model_dir, cfg, batch, *, dtype=torch.float32):
+    """(parameters, gradients of the last optimizer step, metrics) after one update."""
+    model, _ = load_pretrained(model_dir)
+    model = model.to(dtype)
+    learner = Learner(model, cfg, total_steps=10, max_new_tokens=64, max_seq_len=256)
+    metrics = learner.update(batch).metrics
+    assert metrics["actor/optimizer_steps"] == 1
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    return params, grads, metrics, learner
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_model_dir):
+    _, tokenizer = load_pretrained(tiny_model_dir)
+    return make_batch(tokenizer, groups=2, group_size=2, seed=3)
+
+
+def test_every_method_yaml_is_here():
+    assert set(METHODS) <= {p.stem for p in CONFIGS.glob("*.yaml")}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_neutral_setting_is_the_base_update(tiny_model_dir, batch, method):
+    base = _base()
+    want, want_grads, _, _ = _update(tiny_model_dir, base, batch)
+    got, got_grads, metrics, learner = _update(tiny_model_dir, _neutral(base, method), batch)
+    assert method in learner.parts or base.advantage != _neutral(base, method).advantage
+    assert want_grads and want_grads.keys() == got_grads.keys()
+    for name in want:
+        assert torch.equal(got_grads[name], want_grads[name]), name
+        assert torch.equal(got[name], want[name]), name
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_padding_does_not_change_the_update(tiny_model_dir, batch, method):
+    cfg = load_config([f"algorithm={method}", *SMALL]).algorithm
+    padded = batch.pad_to(batch.seq_len + 9, pad_token_id=0)
+    _, want, _, _ = _update(tiny_model_dir, cfg, batch, dtype=torch.float64)
+    _, got, _, _ = _update(tiny_model_dir, cfg, padded, dtype=torch.float64)
+    assert max(g.abs().max() for g in want.values()) > 0
+    for name in want:
+        assert torch.allclose(got[name], want[name], rtol=1e-10, atol=1e-13), name
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("base", BASES)
+def test_methods_compose_over_every_base(method, base):
+    cfg = load_config([f"algorithm={method}", f"algorithm.base={base}"]).algorithm
+    plain = load_config([f"algorithm={base}"]).algorithm
+    field = METHODS[method][0]
+    assert cfg.name == method and cfg.base == base
+    assert cfg.kl.coef == plain.kl.coef and cfg.lr == plain.lr
+    assert getattr(cfg, field).enabled or cfg.advantage == method
+    for other, (f, _, _) in METHODS.items():
+        if other != method and hasattr(getattr(cfg, f), "enabled"):
+            assert not getattr(cfg, f).enabled, other
+
+
+# ------------------------------------------------------------------------------------------ SIREN
+
+def test_siren_anchors_on_the_first_batch_and_pulls_towards_it(tiny_model_dir, batch):
+    cfg = load_config(["algorithm=siren", *SMALL, "algorithm.siren.coef=1.0"]).algorithm
+    _, _, metrics, learner = _update(tiny_model_dir, cfg, batch)
+    part = learner.parts["siren"]
+    assert part.anchor is not None and part.anchor > 0
+    assert metrics["siren/anchor"] == pytest.approx(part.anchor)
+    # the first step's term is tiny (one micro-batch's H_sel against the batch's anchor)
+    assert 0 <= metrics["actor/loss_siren"] < 1.0
+    assert learner.state_dict()["siren"]["anchor"] == part.anchor
+    part.anchor = part.anchor + 1.0  # far from it: a large term with a gradient
+    metrics = learner.update(batch).metrics
+    assert metrics["actor/loss_siren"] > 0.1
+
+
+def test_siren_trajectory_unit_is_refused():
+    with pytest.raises(ConfigError, match=r"algorithm\.siren\.unit"):
+        load_config(["algorithm=siren", "algorithm.siren.unit=trajectory"])
+    with pytest.raises(ConfigError, match=r"algorithm\.siren\.coef"):
+        load_config(["algorithm=siren", "algorithm.siren.coef=-1"])
+    with pytest.raises(ConfigError, match="coeff"):
+        load_config(["algorithm=siren", "algorithm.siren.coeff=1"])
