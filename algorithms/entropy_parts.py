@@ -38,10 +38,12 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
-    from agentropy.configs.methods import SirenConfig
+    from agentropy.configs.methods import SirenConfig, SteerConfig
     from agentropy.configs.schema import AlgorithmConfig
 
-__all__ = ["SirenPart", "completion_logits"]
+__all__ = ["SirenPart", "SteerPart", "completion_logits"]
+
+OLD_ENTROPY = "old_entropy"
 
 
 def _head(model: nn.Module) -> nn.Module:
@@ -67,6 +69,19 @@ def _scatter(values: Tensor, mask: Tensor) -> Tensor:
     """(M,) values of the masked positions of ``mask`` (n, w) into an (n, w) matrix, 0 elsewhere."""
     out = values.new_zeros(mask.shape)
     return out.masked_scatter(mask.bool(), values)
+
+
+class _OldEntropy(LearnerPart):
+    """Keeps the old policy's token entropies as the ``old_entropy`` column."""
+
+    def old_columns(self) -> tuple[str, ...]:
+        return (OLD_ENTROPY,)
+
+    def old_hidden(self) -> bool:
+        return True  # the old-policy pass must run the policy (also with rollout log-probs)
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        return {OLD_ENTROPY: fw.entropy}
 
 
 # -------------------------------------------------------------------------------------------- SIREN
@@ -150,3 +165,37 @@ class SirenPart(LearnerPart):
 @LEARNER_PARTS.register("siren")
 def _siren(cfg: AlgorithmConfig, ctx: PartContext) -> SirenPart | None:
     return SirenPart(cfg.siren, ctx.model) if cfg.siren.enabled else None
+
+
+# -------------------------------------------------------------------------------------------- STEER
+
+
+class SteerPart(_OldEntropy):
+    """STEER's entropy-change-aware token weights (arXiv 2510.10150).
+
+    Each token's policy loss is multiplied by lambda_t of
+    :func:`~agentropy.algorithms.entropy_methods.steer_token_weights`, from the advantage, the old
+    policy's entropy and log-probability and the current log-probability; the largest |Omega| is
+    taken over the micro-batch (the released code's scope, so the update depends on the
+    micro-batch size: docs/algorithms.md section 9.5). Rows without old entropies (replayed rows)
+    keep weight 1. Logs ``steer/weight`` (mean over completion tokens).
+    """
+
+    def __init__(self, cfg: SteerConfig) -> None:
+        self.cfg = cfg
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        old_entropy = micro.columns.get(OLD_ENTROPY)
+        if old_entropy is None:
+            return loss
+        mask = micro.loss_mask
+        w = em.steer_token_weights(micro.advantages, old_entropy, micro.old_logprobs, fw.logp, mask,
+                                   weight_min=self.cfg.weight_min, weight_max=self.cfg.weight_max,
+                                   mapping=self.cfg.mapping, omega_floor=self.cfg.omega_floor)
+        ctx.tally.add("steer/weight", (w * mask).sum(), mask.sum())
+        return loss * w.to(loss.dtype)
+
+
+@LEARNER_PARTS.register("steer")
+def _steer(cfg: AlgorithmConfig, ctx: PartContext) -> SteerPart | None:
+    return SteerPart(cfg.steer) if cfg.steer.enabled else None

@@ -22,6 +22,7 @@ from tests.learner_cases import make_batch
 #: method -> (its config field, its config class, what else its neutral setting selects)
 METHODS = {
     "siren": ("siren", cm.SirenConfig, {}),
+    "steer": ("steer", cm.SteerConfig, {}),
 }
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -121,3 +122,14 @@ def test_siren_trajectory_unit_is_refused():
         load_config(["algorithm=siren", "algorithm.siren.coef=-1"])
     with pytest.raises(ConfigError, match="coeff"):
         load_config(["algorithm=siren", "algorithm.siren.coeff=1"])
+
+
+# ------------------------------------------------------------------------------------------ STEER
+
+def test_steer_weights_tokens_between_weight_min_and_one(tiny_model_dir, batch):
+    cfg = load_config(["algorithm=steer", *SMALL]).algorithm
+    _, _, metrics, learner = _update(tiny_model_dir, cfg, batch)
+    assert 0.8 <= metrics["steer/weight"] < 1.0
+    assert "old_entropy" in learner.parts["steer"].old_columns()
+    with pytest.raises(ConfigError, match=r"algorithm\.steer\.scope"):
+        load_config(["algorithm=steer", "algorithm.steer.scope=batch"])

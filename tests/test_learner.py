@@ -50,7 +50,7 @@ def _trainable(learner):
 
 
 def test_every_algorithm_config_is_tested():
-    assert ALGORITHMS == ["dapo", "drbot", "empg", "epo", "gigpo", "grpo", "ppo", "siren", "spear"]
+    assert ALGORITHMS == ["dapo", "drbot", "empg", "epo", "gigpo", "grpo", "ppo", "siren", "spear", "steer"]
 
 
 COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot")]
