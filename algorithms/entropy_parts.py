@@ -38,12 +38,13 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
-    from agentropy.configs.methods import SirenConfig, SteerConfig
+    from agentropy.configs.methods import LpRegConfig, SirenConfig, SteerConfig
     from agentropy.configs.schema import AlgorithmConfig
 
-__all__ = ["SirenPart", "SteerPart", "completion_logits"]
+__all__ = ["LpRegPart", "SirenPart", "SteerPart", "completion_logits"]
 
 OLD_ENTROPY = "old_entropy"
+LP_PROXY = "lp_reg_proxy_logprobs"
 
 
 def _head(model: nn.Module) -> nn.Module:
@@ -199,3 +200,58 @@ class SteerPart(_OldEntropy):
 @LEARNER_PARTS.register("steer")
 def _steer(cfg: AlgorithmConfig, ctx: PartContext) -> SteerPart | None:
     return SteerPart(cfg.steer) if cfg.steer.enabled else None
+
+
+# ------------------------------------------------------------------------------------------- Lp-Reg
+
+
+class LpRegPart(LearnerPart):
+    """Lp-Reg's low-probability regularisation (arXiv 2510.03222).
+
+    The old-policy pass computes log pi_proxy of every completion token (the old policy with its
+    tokens under kappa max p removed, renormalised). In each micro-batch the protected tokens of
+    :func:`~agentropy.algorithms.entropy_methods.lp_reg_select` (the lowest-probability rho share
+    of the negative-advantage tokens that the proxy would raise) get the loss -A r + beta
+    k3(pi || pi_proxy); every other token keeps the base learner's policy loss, whose clip range
+    is ``algorithm.policy_loss``'s (``lp_reg.yaml`` sets it to ``lp_reg.clip_low`` /
+    ``clip_high``, the scripts' [0, 10], without dual clip). The selection is per micro-batch, as
+    released (docs/algorithms.md section 9.5). Rows without proxy log-probs (replayed rows) keep
+    the base loss. Logs ``lp_reg/selected`` (share of completion tokens).
+    """
+
+    def __init__(self, cfg: LpRegConfig, model: nn.Module) -> None:
+        self.cfg = cfg
+        self.head = _head(model)
+
+    def old_columns(self) -> tuple[str, ...]:
+        return (LP_PROXY,)
+
+    def old_hidden(self) -> bool:
+        return True
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        mask = micro.loss_mask
+        logits = completion_logits(self.head, fw.hidden, mask)
+        tokens = micro.input_ids[:, 1:][mask[:, 1:].bool()]
+        proxy = em.lp_reg_proxy_logprobs(logits, tokens, kappa=self.cfg.kappa, mode=self.cfg.mode,
+                                         soft=self.cfg.soft)
+        return {LP_PROXY: _scatter(proxy, mask)}
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        proxy = micro.columns.get(LP_PROXY)
+        if proxy is None:
+            return loss
+        c, mask = self.cfg, micro.loss_mask
+        kw = dict(neg_fraction=c.neg_fraction, pos_fraction=c.pos_fraction, released_gate=c.released_gate)
+        sel = em.lp_reg_select(fw.logp, proxy, micro.advantages, mask, **kw)
+        ctx.tally.add("lp_reg/selected", sel.sum(), mask.sum())
+        if not bool(sel.any()):
+            return loss
+        reg = em.lp_reg_policy_loss(fw.logp, micro.old_logprobs, proxy, micro.advantages, mask, beta=c.beta,
+                                    clip_low=c.clip_low, clip_high=c.clip_high, **kw)
+        return torch.where(sel, reg.to(loss.dtype), loss)
+
+
+@LEARNER_PARTS.register("lp_reg")
+def _lp_reg(cfg: AlgorithmConfig, ctx: PartContext) -> LpRegPart | None:
+    return LpRegPart(cfg.lp_reg, ctx.model) if cfg.lp_reg.enabled else None

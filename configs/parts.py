@@ -55,6 +55,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "replay": "agentropy.algorithms.replay",
         # the entropy interventions; ``token_loss`` rewrites chain in this order
         "siren": _ENTROPY_PARTS,
+        "lp_reg": _ENTROPY_PARTS,
         "steer": _ENTROPY_PARTS,
     },
     "model backend": {

@@ -23,6 +23,7 @@ from tests.learner_cases import make_batch
 METHODS = {
     "siren": ("siren", cm.SirenConfig, {}),
     "steer": ("steer", cm.SteerConfig, {}),
+    "lp_reg": ("lp_reg", cm.LpRegConfig, {}),
 }
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -133,3 +134,22 @@ def test_steer_weights_tokens_between_weight_min_and_one(tiny_model_dir, batch):
     assert "old_entropy" in learner.parts["steer"].old_columns()
     with pytest.raises(ConfigError, match=r"algorithm\.steer\.scope"):
         load_config(["algorithm=steer", "algorithm.steer.scope=batch"])
+
+
+# ----------------------------------------------------------------------------------------- Lp-Reg
+
+def test_lp_reg_protects_low_probability_tokens_and_takes_the_wide_clip(tiny_model_dir, batch):
+    cfg = load_config(["algorithm=lp_reg", *SMALL]).algorithm
+    loss = cfg.policy_loss
+    assert (loss.clip_low, loss.clip_high, loss.dual_clip_c) == (1.0, 9.0, None)
+    # the tiny model's distributions are flat: no token is under 0.02 max p, the proxy is the
+    # policy itself and nothing is protected; with kappa 0.5 and every negative token considered,
+    # the negative-advantage tokens the proxy keeps are protected (and only those)
+    _, _, metrics, _ = _update(tiny_model_dir, cfg, batch)
+    assert metrics["lp_reg/selected"] == 0
+    wide = dataclasses.replace(cfg, lp_reg=dataclasses.replace(cfg.lp_reg, kappa=0.5, neg_fraction=1.0))
+    _, _, metrics, _ = _update(tiny_model_dir, wide, batch)
+    assert 0 < metrics["lp_reg/selected"] < 1
+    # Lp-Reg inside SPEAR: the on-policy rows get it, SPEAR's clip_cov stays the base loss
+    spear = load_config(["algorithm=spear", "algorithm.lp_reg.enabled=true"]).algorithm
+    assert spear.lp_reg.enabled and spear.replay.enabled and spear.policy_loss.name == "clip_cov"
