@@ -16,8 +16,7 @@ sets it) and calls the pure functions; the learner calls it like any other part
 - ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
   (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`).
 
-CANON and HAPO's token-level advantage are advantage estimators (``canon``, ``hapo`` in
-:mod:`agentropy.algorithms.advantages`).
+CANON is an advantage estimator (``canon``), registered here with the parts.
 
 The full-vocabulary distributions SIREN and Lp-Reg need come from the forward pass's last hidden
 state through the LM head, at completion positions only (one (tokens x vocabulary) matrix per
@@ -30,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from agentropy.algorithms import entropy_methods as em
+from agentropy.algorithms import functional as fn
+from agentropy.algorithms.advantages import AdvantageInputs, AdvantageOutput
 from agentropy.algorithms.memory import split_lm
 from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
-from agentropy.algorithms.registry import LEARNER_PARTS
+from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from agentropy.configs.methods import LpRegConfig, SirenConfig, SteerConfig
     from agentropy.configs.schema import AlgorithmConfig
 
-__all__ = ["LpRegPart", "SirenPart", "SteerPart", "completion_logits"]
+__all__ = ["LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits"]
 
 OLD_ENTROPY = "old_entropy"
 LP_PROXY = "lp_reg_proxy_logprobs"
@@ -255,3 +256,46 @@ class LpRegPart(LearnerPart):
 @LEARNER_PARTS.register("lp_reg")
 def _lp_reg(cfg: AlgorithmConfig, ctx: PartContext) -> LpRegPart | None:
     return LpRegPart(cfg.lp_reg, ctx.model) if cfg.lp_reg.enabled else None
+
+
+# -------------------------------------------------------------------------------------------- CANON
+
+
+def _rows(row_adv: Tensor, batch: TokenBatch) -> AdvantageOutput:
+    return AdvantageOutput(advantages=row_adv[:, None] * batch.loss_mask.to(row_adv.dtype),
+                           row_advantages=row_adv)
+
+
+@ADVANTAGES.register("canon")
+def canon(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
+    """CANON's conditional advantage (arXiv 2509.23962;
+    :func:`~agentropy.algorithms.entropy_methods.canon_advantages`).
+
+    The members of each group are split at the median of the target metric (the old policy's
+    mean token entropy, or the completion length) and compared across and within the halves.
+    ``unit: trajectory`` (default): the members are the group's trajectories, with the mean score
+    of their rows and the metric over all their completion tokens; each row gets its
+    trajectory's advantage plus its own score's deviation from the trajectory's mean score (as
+    GRPO over trajectories compares each row's own score), divided by ``normalizer``. ``unit:
+    row``: every row is a member, its metric its own completion's.
+    """
+    c = cfg.canon
+    scores = inputs.signals.scores
+    mask = batch.loss_mask
+    unit = batch.traj_index if c.unit == "trajectory" else None
+    if c.metric == "entropy":
+        if inputs.old_entropy is None:
+            raise ValueError("canon with metric entropy needs the old policy's token entropies")
+        metric = em.response_mean(inputs.old_entropy.to(scores.dtype), mask, unit)
+    else:
+        metric = em.response_length(mask, unit).to(scores.dtype)
+    kw = dict(mu=c.mu, alpha=c.alpha, normalizer=c.normalizer)
+    if unit is None:
+        return _rows(em.canon_advantages(scores, metric, batch.group_index, **kw), batch)
+    traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
+    traj_metric = torch.zeros_like(traj_score).index_copy_(0, traj, metric)
+    traj_adv = em.canon_advantages(traj_score, traj_metric, traj_group, **kw)
+    return _rows(traj_adv[traj] + (scores - traj_score[traj]) / c.normalizer, batch)
+
+
+canon.needs = frozenset({"entropy"})  # type: ignore[attr-defined]

@@ -29,6 +29,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "grpo": _ADVANTAGES,
         "gigpo": _ADVANTAGES,
         "empg": _ADVANTAGES,
+        "canon": _ENTROPY_PARTS,
     },
     "aggregation mode": {
         "token-mean": _FUNCTIONAL,

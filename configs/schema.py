@@ -589,7 +589,7 @@ class AlgorithmConfig:
     base: str = "grpo"
     """the base recipe a method (EPO, EMPG, SPEAR) composes over"""
     advantage: str = "grpo"
-    """advantage estimator: ``gae``, ``grpo``, ``gigpo`` or ``empg``"""
+    """advantage estimator: ``gae``, ``grpo``, ``gigpo``, ``empg`` or ``canon``"""
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     aggregation: str = "token-mean"
     """loss aggregation mode (a name in ``agentropy.algorithms.registry.AGGREGATIONS``)"""
