@@ -16,7 +16,8 @@ sets it) and calls the pure functions; the learner calls it like any other part
 - ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
   (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`).
 
-CANON is an advantage estimator (``canon``), registered here with the parts.
+CANON and HAPO's token-level group average are advantage estimators (``canon``, ``hapo``),
+registered here with the parts.
 
 The full-vocabulary distributions SIREN and Lp-Reg need come from the forward pass's last hidden
 state through the LM head, at completion positions only (one (tokens x vocabulary) matrix per
@@ -39,10 +40,10 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
-    from agentropy.configs.methods import LpRegConfig, SirenConfig, SteerConfig
-    from agentropy.configs.schema import AlgorithmConfig
+    from agentropy.configs.methods import HapoConfig, LpRegConfig, SirenConfig, SteerConfig
+    from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 
-__all__ = ["LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits"]
+__all__ = ["HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits", "hapo"]
 
 OLD_ENTROPY = "old_entropy"
 LP_PROXY = "lp_reg_proxy_logprobs"
@@ -71,6 +72,12 @@ def _scatter(values: Tensor, mask: Tensor) -> Tensor:
     """(M,) values of the masked positions of ``mask`` (n, w) into an (n, w) matrix, 0 elsewhere."""
     out = values.new_zeros(mask.shape)
     return out.masked_scatter(mask.bool(), values)
+
+
+def _require(loss_cfg: PolicyLossConfig | None) -> PolicyLossConfig:
+    if loss_cfg is None:
+        raise ValueError("this part replaces the policy loss and needs the pass's loss settings")
+    return loss_cfg
 
 
 class _OldEntropy(LearnerPart):
@@ -258,6 +265,50 @@ def _lp_reg(cfg: AlgorithmConfig, ctx: PartContext) -> LpRegPart | None:
     return LpRegPart(cfg.lp_reg, ctx.model) if cfg.lp_reg.enabled else None
 
 
+# --------------------------------------------------------------------------------------------- HAPO
+
+
+class HapoPart(_OldEntropy):
+    """HAPO's loss side (arXiv 2509.16591): asymmetric adaptive clipping and differential
+    advantage redistribution.
+
+    h^ is the normalised log-entropy of each completion token under the old policy, with the
+    pivot and scale of :func:`~agentropy.algorithms.entropy_methods.hapo_entropy_stats` over the
+    whole batch (so micro-batching does not change the update); the policy loss is
+    :func:`~agentropy.algorithms.entropy_methods.hapo_policy_loss` with the pass's clip range and
+    dual clip. ``legacy_sign`` reproduces the released normalisation's sign error. The token-aware
+    sampling temperature (``tau``) is not applied: the rollout samples every token of a turn at
+    one temperature. Logs ``hapo/pivot``, ``hapo/h_hat``.
+    """
+
+    def __init__(self, cfg: HapoConfig) -> None:
+        self.cfg = cfg
+        self.stats: em.HapoEntropyStats | None = None
+
+    def before_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally,
+                      labels: Any) -> None:
+        self.stats = em.hapo_entropy_stats(batch.columns[OLD_ENTROPY], batch.loss_mask, pivot=self.cfg.pivot)
+        tally.add("hapo/pivot", self.stats.pivot)
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        old_entropy = micro.columns.get(OLD_ENTROPY)
+        if old_entropy is None or self.stats is None:
+            return loss
+        lc = _require(ctx.loss_cfg)
+        mask = micro.loss_mask
+        h_hat = em.hapo_normalized_entropy(old_entropy, self.stats, legacy_sign=self.cfg.legacy_sign) * mask
+        ctx.tally.add("hapo/h_hat", h_hat.sum(), mask.sum())
+        out = em.hapo_policy_loss(fw.logp, micro.old_logprobs, micro.advantages, h_hat, clip_low=lc.clip_low,
+                                  clip_high=lc.clip_high, alpha=self.cfg.alpha, beta=self.cfg.beta,
+                                  dual_clip_c=lc.dual_clip_c)
+        return out.to(loss.dtype)
+
+
+@LEARNER_PARTS.register("hapo")
+def _hapo(cfg: AlgorithmConfig, ctx: PartContext) -> HapoPart | None:
+    return HapoPart(cfg.hapo) if cfg.hapo.enabled else None
+
+
 # -------------------------------------------------------------------------------------------- CANON
 
 
@@ -299,3 +350,26 @@ def canon(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> A
 
 
 canon.needs = frozenset({"entropy"})  # type: ignore[attr-defined]
+
+
+@ADVANTAGES.register("hapo")
+def hapo(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
+    """HAPO's token-level group average advantage (arXiv 2509.16591;
+    :func:`~agentropy.algorithms.entropy_methods.hapo_token_group_advantages`): the group's mean
+    and std count each member's score once per completion token, with the fall-back to GRPO for a
+    group with some |A| >= ``fallback_abs``. The members are rows with ``group.over_rows`` (the
+    base's default, GRPO's multi-turn statistics), else trajectories (all their rows' tokens;
+    each row gets its trajectory's advantage). Without ``hapo.token_level_advantage`` it is the
+    ``grpo`` estimator.
+    """
+    if not cfg.hapo.token_level_advantage:
+        return ADVANTAGES.get("grpo")(batch, cfg, inputs)
+    scores = inputs.signals.scores
+    kw = dict(norm_by_std=cfg.group.norm_by_std, fallback_abs=cfg.hapo.fallback_abs, eps=cfg.group.eps)
+    if cfg.group.over_rows:
+        lengths = em.response_length(batch.loss_mask).to(scores.dtype)
+        return _rows(em.hapo_token_group_advantages(scores, lengths, batch.group_index, **kw), batch)
+    traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
+    lengths = em.response_length(batch.loss_mask, batch.traj_index).to(scores.dtype)
+    traj_len = torch.zeros_like(traj_score).index_copy_(0, traj, lengths)
+    return _rows(em.hapo_token_group_advantages(traj_score, traj_len, traj_group, **kw)[traj], batch)

@@ -30,6 +30,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "gigpo": _ADVANTAGES,
         "empg": _ADVANTAGES,
         "canon": _ENTROPY_PARTS,
+        "hapo": _ENTROPY_PARTS,
     },
     "aggregation mode": {
         "token-mean": _FUNCTIONAL,
@@ -55,6 +56,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "critic": "agentropy.algorithms.value",
         "replay": "agentropy.algorithms.replay",
         # the entropy interventions; ``token_loss`` rewrites chain in this order
+        "hapo": _ENTROPY_PARTS,
         "siren": _ENTROPY_PARTS,
         "lp_reg": _ENTROPY_PARTS,
         "steer": _ENTROPY_PARTS,

@@ -589,7 +589,7 @@ class AlgorithmConfig:
     base: str = "grpo"
     """the base recipe a method (EPO, EMPG, SPEAR) composes over"""
     advantage: str = "grpo"
-    """advantage estimator: ``gae``, ``grpo``, ``gigpo``, ``empg`` or ``canon``"""
+    """advantage estimator: ``gae``, ``grpo``, ``gigpo``, ``empg``, ``canon`` or ``hapo``"""
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     aggregation: str = "token-mean"
     """loss aggregation mode (a name in ``agentropy.algorithms.registry.AGGREGATIONS``)"""
@@ -671,6 +671,12 @@ class AlgorithmConfig:
         if self.steer.enabled and self.steer.scope != "micro":
             raise ConfigError("algorithm.steer.scope: only 'micro' (the released code's) is wired into the "
                               "learner; 'mini' and 'batch' need a pre-pass of the current policy")
+        if self.hapo.enabled and self.policy_loss.name != "ppo_clip":
+            raise ConfigError(f"algorithm.hapo.enabled: HAPO replaces a ppo_clip policy loss, got "
+                              f"algorithm.policy_loss.name={self.policy_loss.name!r}")
+        if self.hapo.enabled and self.hapo.tau > 0:
+            raise ConfigError("algorithm.hapo.tau: the token-aware sampling temperature is not implemented "
+                              "(the rollout samples a turn at one temperature); set it to 0")
         if self.aepo_a.enabled and self.aepo_a.branching:
             raise ConfigError("algorithm.aepo_a.branching: the entropy-balanced (branching) rollout is not "
                               "implemented in the collector; set it to false")

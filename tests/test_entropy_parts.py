@@ -25,6 +25,7 @@ METHODS = {
     "steer": ("steer", cm.SteerConfig, {}),
     "lp_reg": ("lp_reg", cm.LpRegConfig, {}),
     "canon": ("canon", cm.CanonConfig, {"advantage": "canon"}),
+    "hapo": ("hapo", cm.HapoConfig, {"advantage": "hapo"}),
 }
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -194,3 +195,48 @@ def test_canon_splits_each_group_by_the_metric():
     with pytest.raises(ValueError, match="entropies"):
         ADVANTAGES.get("canon")(b, load_config(["algorithm=canon"]).algorithm,
                                 AdvantageInputs(signals, None, None))
+
+
+# ------------------------------------------------------------------------------------------- HAPO
+
+@pytest.mark.parametrize("method", ["hapo", "canon"])
+def test_micro_batch_size_does_not_change_the_update(tiny_model_dir, batch, method):
+    # the statistics are the batch's (HAPO's entropy normalisation, CANON's halves), so the
+    # accumulated gradient is the same for micro-batches of 1, 3 and all rows
+    grads = []
+    for micro in (1, 3, batch.batch_size):
+        cfg = load_config([f"algorithm={method}", *SMALL, f"algorithm.micro_batch_size={micro}"]).algorithm
+        grads.append(_update(tiny_model_dir, cfg, batch, dtype=torch.float64)[1])
+    for other in grads[1:]:
+        for name in grads[0]:
+            assert torch.allclose(other[name], grads[0][name], rtol=1e-9, atol=1e-12), name
+
+
+def test_hapo_token_level_advantage_and_its_loss(tiny_model_dir, batch):
+    from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
+    from agentropy.algorithms.registry import ADVANTAGES
+
+    from tests.learner_cases import rows_batch
+
+    # one group: a won 2-token row and a lost 6-token row; token weights 2 and 6
+    b = rows_batch(group=[0, 0], traj=[0, 1], turn=[0, 0], success=[1, 0], completion_len=[2, 6])
+    cfg = load_config(["algorithm=hapo", "algorithm.group.norm_by_std=false",
+                       "algorithm.hapo.fallback_abs=100"]).algorithm
+    signals = reward_signals(b, cfg.reward, 0)
+    r = signals.scores
+
+    def estimate(c):
+        return ADVANTAGES.get("hapo")(b, c, AdvantageInputs(signals, None, None)).row_advantages
+
+    assert torch.allclose(estimate(cfg), r - (2 * r[0] + 6 * r[1]) / 8)  # 7.5, -2.5
+    # |7.5| >= the default fall-back 5: the group takes GRPO's advantage; so does the neutral setting
+    fallback = dataclasses.replace(cfg, hapo=dataclasses.replace(cfg.hapo, fallback_abs=5.0))
+    assert torch.allclose(estimate(fallback), r - r.mean())
+    assert torch.allclose(estimate(dataclasses.replace(cfg, hapo=cm.neutral(cm.HapoConfig))), r - r.mean())
+    # the part: h^ from the batch's old entropies, in [-1, 1]
+    cfg = load_config(["algorithm=hapo", *SMALL]).algorithm
+    _, _, metrics, learner = _update(tiny_model_dir, cfg, batch)
+    assert learner.parts["hapo"].stats is not None and -1 <= metrics["hapo/h_hat"] <= 1
+    for bad, key in (("algorithm.hapo.tau=0.05", "tau"), ("algorithm.policy_loss.name=clip_cov", "enabled")):
+        with pytest.raises(ConfigError, match=rf"algorithm\.hapo\.{key}"):
+            load_config(["algorithm=hapo", bad])
