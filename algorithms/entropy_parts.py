@@ -40,10 +40,11 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
-    from agentropy.configs.methods import HapoConfig, LpRegConfig, SirenConfig, SteerConfig
+    from agentropy.configs.methods import AepoAConfig, HapoConfig, LpRegConfig, SirenConfig, SteerConfig
     from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 
-__all__ = ["HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits", "hapo"]
+__all__ = ["AepoAPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits",
+           "hapo"]
 
 OLD_ENTROPY = "old_entropy"
 LP_PROXY = "lp_reg_proxy_logprobs"
@@ -307,6 +308,37 @@ class HapoPart(_OldEntropy):
 @LEARNER_PARTS.register("hapo")
 def _hapo(cfg: AlgorithmConfig, ctx: PartContext) -> HapoPart | None:
     return HapoPart(cfg.hapo) if cfg.hapo.enabled else None
+
+
+# ------------------------------------------------------------------------------------------- AEPO-A
+
+
+class AepoAPart(LearnerPart):
+    """AEPO-A's entropy-balanced optimisation (Agentic Entropy-Balanced Policy Optimization,
+    arXiv 2510.14545; constants from a third-party reproduction, UNVERIFIED).
+
+    The policy loss becomes :func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`:
+    advantages scaled by (1 + alpha H^), H^ the z-scored entropy of the current forward over the
+    micro-batch (as released: docs/algorithms.md section 9.5), and a clipped high-entropy token
+    keeps a gradient rescaled to (1 + eps_h). The clip range is the pass's; the dual clip is
+    ``aepo_a.dual_clip_c``. The entropy-balanced rollout (branching) is not implemented.
+    """
+
+    def __init__(self, cfg: AepoAConfig) -> None:
+        self.cfg = cfg
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        lc = _require(ctx.loss_cfg)
+        out = em.aepo_a_policy_loss(fw.logp, micro.old_logprobs, micro.advantages, fw.entropy,
+                                    micro.loss_mask, alpha=self.cfg.alpha, clip_low=lc.clip_low,
+                                    clip_high=lc.clip_high, dual_clip_c=self.cfg.dual_clip_c,
+                                    high_entropy_stop_gradient=self.cfg.high_entropy_stop_gradient)
+        return out.to(loss.dtype)
+
+
+@LEARNER_PARTS.register("aepo_a")
+def _aepo_a(cfg: AlgorithmConfig, ctx: PartContext) -> AepoAPart | None:
+    return AepoAPart(cfg.aepo_a) if cfg.aepo_a.enabled else None
 
 
 # -------------------------------------------------------------------------------------------- CANON

@@ -57,6 +57,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "replay": "agentropy.algorithms.replay",
         # the entropy interventions; ``token_loss`` rewrites chain in this order
         "hapo": _ENTROPY_PARTS,
+        "aepo_a": _ENTROPY_PARTS,
         "siren": _ENTROPY_PARTS,
         "lp_reg": _ENTROPY_PARTS,
         "steer": _ENTROPY_PARTS,

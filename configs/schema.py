@@ -671,9 +671,10 @@ class AlgorithmConfig:
         if self.steer.enabled and self.steer.scope != "micro":
             raise ConfigError("algorithm.steer.scope: only 'micro' (the released code's) is wired into the "
                               "learner; 'mini' and 'batch' need a pre-pass of the current policy")
-        if self.hapo.enabled and self.policy_loss.name != "ppo_clip":
-            raise ConfigError(f"algorithm.hapo.enabled: HAPO replaces a ppo_clip policy loss, got "
-                              f"algorithm.policy_loss.name={self.policy_loss.name!r}")
+        for key in ("hapo", "aepo_a"):
+            if getattr(self, key).enabled and self.policy_loss.name != "ppo_clip":
+                raise ConfigError(f"algorithm.{key}.enabled: the part replaces a ppo_clip policy loss, got "
+                                  f"algorithm.policy_loss.name={self.policy_loss.name!r}")
         if self.hapo.enabled and self.hapo.tau > 0:
             raise ConfigError("algorithm.hapo.tau: the token-aware sampling temperature is not implemented "
                               "(the rollout samples a turn at one temperature); set it to 0")

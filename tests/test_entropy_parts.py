@@ -26,6 +26,7 @@ METHODS = {
     "lp_reg": ("lp_reg", cm.LpRegConfig, {}),
     "canon": ("canon", cm.CanonConfig, {"advantage": "canon"}),
     "hapo": ("hapo", cm.HapoConfig, {"advantage": "hapo"}),
+    "aepo_a": ("aepo_a", cm.AepoAConfig, {}),
 }
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -240,3 +241,16 @@ def test_hapo_token_level_advantage_and_its_loss(tiny_model_dir, batch):
     for bad, key in (("algorithm.hapo.tau=0.05", "tau"), ("algorithm.policy_loss.name=clip_cov", "enabled")):
         with pytest.raises(ConfigError, match=rf"algorithm\.hapo\.{key}"):
             load_config(["algorithm=hapo", bad])
+
+
+# ----------------------------------------------------------------------------------------- AEPO-A
+
+def test_aepo_a_changes_the_policy_loss_and_refuses_branching(tiny_model_dir, batch):
+    cfg = load_config(["algorithm=aepo_a", *SMALL]).algorithm
+    assert cfg.aepo_a.enabled and not cfg.aepo_a.branching and cfg.policy_loss.clip_high == 0.28
+    _, _, with_aepo, _ = _update(tiny_model_dir, cfg, batch)
+    off = dataclasses.replace(cfg, aepo_a=dataclasses.replace(cfg.aepo_a, enabled=False))
+    _, _, without, _ = _update(tiny_model_dir, off, batch)
+    assert with_aepo["actor/loss_policy"] != pytest.approx(without["actor/loss_policy"], rel=1e-6)
+    with pytest.raises(ConfigError, match=r"algorithm\.aepo_a\.branching"):
+        load_config(["algorithm=aepo_a", "algorithm.aepo_a.branching=true"])
