@@ -106,7 +106,8 @@ class SirenPart(LearnerPart):
     coef (H_sel - H_anchor)^2, weighted by the micro-batch's share of the mini-batch's rows
     with completion tokens. H_anchor is H_sel of the first training batch under the old policy
     (fixed from then on, saved in the checkpoint); the released code returns a zero loss on that
-    batch, here the term starts at zero there. H_sel is a mean over the micro-batch, as in the
+    batch, here its micro-batches already compare their H_sel with the batch's anchor (small
+    terms). H_sel is a mean over the micro-batch, as in the
     released code, so the update depends on the micro-batch size (docs/algorithms.md section 9.5);
     with one micro-batch per mini-batch it is the formula. Logs ``siren/h_sel``, ``siren/anchor``.
     """

@@ -54,7 +54,7 @@ def test_every_algorithm_config_is_tested():
                           "lp_reg", "ppo", "siren", "spear", "steer"]
 
 
-COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot")]
+COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot"), ("steer", "gigpo"), ("lp_reg", "drbot")]
 
 
 @pytest.mark.parametrize(("algorithm", "base"), [(a, None) for a in ALGORITHMS] + COMPOSED)
