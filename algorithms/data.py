@@ -184,6 +184,11 @@ class TokenBatch:
 
     Tensors the learner adds later with :meth:`replace` (None until then), shape (B, T):
         old_logprobs, ref_logprobs, values, advantages, returns.
+
+    ``columns``: tensors the learner's parts fill in the old-policy pass, by name
+    (:meth:`agentropy.algorithms.parts.LearnerPart.old_columns`, e.g. ``old_entropy``); rows
+    and token columns follow the batch through :meth:`select`, :meth:`trim`, :meth:`pad_to`.
+    :meth:`replace` puts a name that is not a field here.
     """
 
     input_ids: Tensor
@@ -208,6 +213,7 @@ class TokenBatch:
     advantages: Tensor | None = None
     returns: Tensor | None = None
     format_is_valid: Tensor | None = None
+    columns: Mapping[str, Tensor] = field(default_factory=dict)
 
     @property
     def batch_size(self) -> int:
@@ -222,45 +228,56 @@ class TokenBatch:
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
+            if f.name != "columns" and getattr(self, f.name) is not None
         }
 
+    def _map(self, fn) -> TokenBatch:
+        """A copy with ``fn(key, tensor)`` applied to every tensor, the part columns included."""
+        return dataclasses.replace(self, **{k: fn(k, v) for k, v in self.tensors().items()},
+                                   columns={k: fn(k, v) for k, v in self.columns.items()})
+
     def replace(self, **tensors: Tensor | None) -> TokenBatch:
-        """A copy with some tensors set, e.g. ``batch.replace(advantages=adv)``."""
+        """A copy with some tensors set, e.g. ``batch.replace(advantages=adv)``; a name that is
+        not a field sets a part column."""
+        names = {f.name for f in dataclasses.fields(self)}
         for key, value in tensors.items():
             if value is not None and value.shape[0] != self.batch_size:
                 raise ValueError(f"{key} has {value.shape[0]} rows, batch has {self.batch_size}")
-        return dataclasses.replace(self, **tensors)
+        columns = {k: v for k, v in tensors.items() if k not in names}
+        fields = {k: v for k, v in tensors.items() if k in names}
+        if columns:
+            fields["columns"] = {**self.columns, **{k: v for k, v in columns.items() if v is not None}}
+        return dataclasses.replace(self, **fields)
 
     def to(self, device: torch.device | str) -> TokenBatch:
-        return dataclasses.replace(self, **{k: v.to(device) for k, v in self.tensors().items()})
+        return self._map(lambda _, v: v.to(device))
 
     def select(self, rows: Tensor | Sequence[int] | slice) -> TokenBatch:
         """The rows given by an index tensor, a list of indices or a slice."""
         if not isinstance(rows, slice | Tensor):
             rows = torch.as_tensor(list(rows), dtype=torch.long)
-        return dataclasses.replace(self, **{k: v[rows] for k, v in self.tensors().items()})
+        return self._map(lambda _, v: v[rows])
 
     def trim(self) -> TokenBatch:
         """Drop trailing columns that are padding in every row."""
         width = int(self.attention_mask.sum(dim=1).max()) if self.batch_size else 0
         if width == self.seq_len:
             return self
-        out = {k: v[:, :width] if v.dim() == 2 else v for k, v in self.tensors().items()}
-        return dataclasses.replace(self, **out)
+        return self._map(lambda _, v: v[:, :width] if v.dim() == 2 else v)
 
     def pad_to(self, seq_len: int, pad_token_id: int) -> TokenBatch:
         """Right-pad every (B, T) tensor to ``seq_len`` columns."""
         extra = seq_len - self.seq_len
         if extra < 0:
             raise ValueError(f"cannot pad a batch of length {self.seq_len} to {seq_len}")
-        out = {}
-        for key, value in self.tensors().items():
-            if value.dim() == 2:
-                fill = pad_token_id if key == "input_ids" else 0
-                value = torch.nn.functional.pad(value, (0, extra), value=fill)
-            out[key] = value
-        return dataclasses.replace(self, **out)
+
+        def pad(key: str, value: Tensor) -> Tensor:
+            if value.dim() != 2:
+                return value
+            fill = pad_token_id if key == "input_ids" else 0
+            return torch.nn.functional.pad(value, (0, extra), value=fill)
+
+        return self._map(pad)
 
 
 def collate(

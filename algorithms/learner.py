@@ -10,7 +10,8 @@
 4. the response filters (their rows keep their scores but lose their loss);
 5. the parts' ``before_update`` (SPEAR: the baseline, and a replay batch if the trigger fires);
 6. PPO epochs of shuffled mini-batches, each one optimizer step: per micro-batch a forward
-   pass, the registered policy loss and the parts' loss terms (entropy, KL, value), weighted by
+   pass, the registered policy loss (as the parts' ``token_loss`` rewrite it) and the parts' loss
+   terms (entropy, KL, value), weighted by
    the aggregation mode's per-token weights of the whole mini-batch (so micro-batch size and
    gradient accumulation do not change the gradient), backward; then gradient clipping and the
    step. After each epoch's on-policy mini-batches, the parts' extra passes (the replay
@@ -380,7 +381,7 @@ class Learner:
         loss_cfg = loss_cfg or cfg.policy_loss
         tally = tally or Tally()
         ctx = LossContext(mb, step=self.step, prefix=prefix, tally=tally, policy_mode=cfg.aggregation,
-                          make_weights=self._weights)
+                          make_weights=self._weights, loss_cfg=loss_cfg)
         entropy_grad = any(part.entropy_grad for part in parts)
         sums: dict[str, Tensor] = {}  # this mini-batch's loss parts, summed over micro-batches
 
@@ -391,7 +392,10 @@ class Learner:
                                entropy_grad=entropy_grad)
             out = loss_fn(PolicyInputs(fw.logp, micro.old_logprobs, micro.advantages,
                                        micro.loss_mask, self.generator), loss_cfg)
-            policy = (out.loss * ctx.weights()[rows, :w]).sum()
+            token_loss = out.loss
+            for part in parts:
+                token_loss = part.token_loss(ctx, rows, micro, fw, token_loss)
+            policy = (token_loss * ctx.weights()[rows, :w]).sum()
             terms = [t for part in parts for t in part.loss_terms(ctx, rows, micro, fw)]
             total = policy
             for term in (t for t in terms if t.scaled):

@@ -9,6 +9,10 @@ critic (:mod:`agentropy.algorithms.value`) and SPEAR's self-imitation replay
 registered in :data:`agentropy.algorithms.registry.LEARNER_PARTS` and one line in
 :data:`agentropy.configs.parts.CATALOGUE`.
 
+The entropy interventions of :mod:`agentropy.algorithms.entropy_parts` (SIREN, STEER, Lp-Reg,
+HAPO's loss side, AEPO-A's optimisation) are parts too; CANON and HAPO's token-level advantage
+are advantage estimators (:mod:`agentropy.algorithms.advantages`).
+
 The fixed points of ``Learner.update``, in order:
 
 1. the old-policy pass (no gradient): :meth:`LearnerPart.old_columns` names the batch columns a
@@ -16,7 +20,10 @@ The fixed points of ``Learner.update``, in order:
    state, and :meth:`LearnerPart.old_pass` returns the columns of one micro-batch;
 2. after the advantages and filters: :meth:`LearnerPart.before_update`;
 3. per optimizer step: :meth:`LearnerPart.zero_grad`; per micro-batch
-   :meth:`LearnerPart.wants_hidden` / ``entropy_grad`` shape the forward pass and
+   :meth:`LearnerPart.wants_hidden` / ``entropy_grad`` shape the forward pass,
+   :meth:`LearnerPart.token_loss` rewrites the registered policy loss's per-token matrix before
+   it is aggregated (a per-token weight, a different surrogate or clip range on some or all
+   tokens; the parts in order, each given the previous one's matrix) and
    :meth:`LearnerPart.loss_terms` adds terms to the loss; then :meth:`LearnerPart.clip_grad` and,
    if the step is taken, :meth:`LearnerPart.optimizer_step`;
 4. after each epoch's on-policy mini-batches: the :meth:`LearnerPart.extra_passes` (replay);
@@ -133,11 +140,14 @@ class LossContext:
         step: the global step.
         prefix: metric prefix of the pass (``actor``, ``replay``).
         tally: where metrics go.
+        loss_cfg: the pass's policy-loss settings (clip ranges, dual clip), or None.
     """
 
     def __init__(self, mb: TokenBatch, *, step: int, prefix: str, tally: Tally, policy_mode: str,
-                 make_weights: Callable[[TokenBatch, str], Tensor]) -> None:
+                 make_weights: Callable[[TokenBatch, str], Tensor],
+                 loss_cfg: PolicyLossConfig | None = None) -> None:
         self.mb, self.step, self.prefix, self.tally = mb, step, prefix, tally
+        self.loss_cfg = loss_cfg
         self._policy_mode = policy_mode
         self._make_weights = make_weights
         self._weights: dict[str, Tensor] = {}
@@ -220,6 +230,12 @@ class LearnerPart:
     def wants_hidden(self, micro: TokenBatch) -> bool:
         """The training forward of ``micro`` must keep the policy's last hidden state."""
         return False
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        """The per-token policy loss (n, w) of ``micro`` as this part changes it; ``loss`` is the
+        registered policy loss's matrix (or the previous part's result). The learner aggregates
+        the result with the policy loss's weights; the default returns ``loss`` unchanged."""
+        return loss
 
     def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
         """Terms to add to the loss of ``micro`` (rows ``rows`` of ``ctx.mb``)."""

@@ -3,8 +3,11 @@
 One dataclass per method; every default is the paper's where it is known, otherwise the released
 code's main training script, with the source in the field's comment. Each class documents its
 *neutral setting*: the values at which the method reduces exactly to its base learner (a test
-checks each). These are not yet part of ``AlgorithmConfig``; they will be wired in with the
-learner's pluggable parts.
+checks each). Each is a field of :class:`agentropy.configs.schema.AlgorithmConfig`
+(``algorithm.siren.coef``); a method whose part lives in the learner is switched on by its
+``enabled`` flag, which ``configs/algorithm/<method>.yaml`` sets (``algorithm=siren``); CANON and
+HAPO's token-level advantage are selected as ``algorithm.advantage``. docs/algorithms.md section 14
+lists what is wired.
 
 ``released_*`` / ``legacy_*`` / ``as_released`` flags reproduce a public implementation where it
 departs from its paper; they default to the paper's intent.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from agentropy.configs.schema import ConfigError
+from agentropy.configs.errors import ConfigError
 
 __all__ = [
     "AepoAConfig",
@@ -55,6 +58,9 @@ class SirenConfig:
     the paper's own equations and table were not read: UNVERIFIED. Neutral: ``coef = 0``.
     """
 
+    enabled: bool = False
+    """the ``siren`` learner part (``algorithm=siren``)"""
+
     coef: float = 0.005
     """lambda of lambda (H_sel - H_anchor)^2 (code: actor.entropy_coeff)"""
     top_p: float = 0.8
@@ -70,11 +76,11 @@ class SirenConfig:
     """per-row quantile over a turn-row ("row") or a whole trajectory ("trajectory")"""
 
     def __post_init__(self) -> None:
-        _in("siren.coef", self.coef, 0.0, INF)
-        _in("siren.top_p", self.top_p, 0.0, 1.0, lo_open=True)
-        _in("siren.top_k", self.top_k, 1, INF)
-        _in("siren.quantile", self.quantile, 0.0, 1.0)
-        _choice("siren.unit", self.unit, ("row", "trajectory"))
+        _in("algorithm.siren.coef", self.coef, 0.0, INF)
+        _in("algorithm.siren.top_p", self.top_p, 0.0, 1.0, lo_open=True)
+        _in("algorithm.siren.top_k", self.top_k, 1, INF)
+        _in("algorithm.siren.quantile", self.quantile, 0.0, 1.0)
+        _choice("algorithm.siren.unit", self.unit, ("row", "trajectory"))
 
 
 @dataclass
@@ -85,6 +91,9 @@ class SteerConfig:
     code's function and actor fallbacks differ (1.2 / 0.95 / 1.05). Neutral: ``weight_min = 1``
     (exp) or ``weight_min = weight_max = 1`` (linear): all weights 1.
     """
+
+    enabled: bool = False
+    """the ``steer`` learner part (``algorithm=steer``)"""
 
     weight_min: float = 0.8
     """lambda_min: the weight of the largest |Omega| (code: token_weight_min)"""
@@ -98,11 +107,11 @@ class SteerConfig:
     """statistics over the micro-batch (released), mini-batch or batch"""
 
     def __post_init__(self) -> None:
-        _in("steer.weight_min", self.weight_min, 0.0, 1.0, lo_open=True)
-        _in("steer.weight_max", self.weight_max, self.weight_min, INF)
-        _choice("steer.mapping", self.mapping, ("exp", "linear"))
-        _in("steer.omega_floor", self.omega_floor, 0.0, INF, lo_open=True)
-        _choice("steer.scope", self.scope, ("micro", "mini", "batch"))
+        _in("algorithm.steer.weight_min", self.weight_min, 0.0, 1.0, lo_open=True)
+        _in("algorithm.steer.weight_max", self.weight_max, self.weight_min, INF)
+        _choice("algorithm.steer.mapping", self.mapping, ("exp", "linear"))
+        _in("algorithm.steer.omega_floor", self.omega_floor, 0.0, INF, lo_open=True)
+        _choice("algorithm.steer.scope", self.scope, ("micro", "mini", "batch"))
 
 
 @dataclass
@@ -132,11 +141,11 @@ class AepoTConfig:
     intent, so True is the default here (set False to correct towards the tempered sampler)"""
 
     def __post_init__(self) -> None:
-        _in("aepo_t.target_entropy", self.target_entropy, 0.0, INF)
-        _in("aepo_t.t_high", self.t_high, 0.0, INF, lo_open=True)
-        _in("aepo_t.t_low", self.t_low, 0.0, self.t_high, lo_open=True)
-        _in("aepo_t.max_rows", self.max_rows, 0, INF)
-        _in("aepo_t.extra_share", self.extra_share, 0.0, 1.0)
+        _in("algorithm.aepo_t.target_entropy", self.target_entropy, 0.0, INF)
+        _in("algorithm.aepo_t.t_high", self.t_high, 0.0, INF, lo_open=True)
+        _in("algorithm.aepo_t.t_low", self.t_low, 0.0, self.t_high, lo_open=True)
+        _in("algorithm.aepo_t.max_rows", self.max_rows, 0, INF)
+        _in("algorithm.aepo_t.extra_share", self.extra_share, 0.0, 1.0)
 
 
 @dataclass
@@ -147,6 +156,9 @@ class AepoAConfig:
     scripts (arXiv 2507.19849): UNVERIFIED. Neutral: ``alpha = 0``, ``high_entropy_stop_gradient =
     False`` (plain dual-clip PPO) and ``branching = False`` (no forks).
     """
+
+    enabled: bool = False
+    """the ``aepo_a`` learner part, entropy-balanced optimisation (``algorithm=aepo_a``)"""
 
     alpha: float = 0.2
     """entropy-aware advantage scale A (1 + alpha H^) (ARLArena)"""
@@ -174,15 +186,15 @@ class AepoAConfig:
     """step entropy over the first tokens' top-k log-probabilities (top-10)"""
 
     def __post_init__(self) -> None:
-        _in("aepo_a.alpha", self.alpha, 0.0, INF)
-        _in("aepo_a.dual_clip_c", self.dual_clip_c, 1.0, INF, lo_open=True)
-        _in("aepo_a.beta", self.beta, 0.0, INF)
-        _in("aepo_a.global_samples", self.global_samples, 1, INF)
-        _in("aepo_a.branch_weight", self.branch_weight, 0.0, INF)
-        _in("aepo_a.branch_threshold", self.branch_threshold, 0.0, 1.0)
-        _in("aepo_a.consecutive_penalty", self.consecutive_penalty, 0.0, 1.0)
-        _in("aepo_a.beam_size", self.beam_size, 1, INF)
-        _in("aepo_a.entropy_tokens", self.entropy_tokens, 1, INF)
+        _in("algorithm.aepo_a.alpha", self.alpha, 0.0, INF)
+        _in("algorithm.aepo_a.dual_clip_c", self.dual_clip_c, 1.0, INF, lo_open=True)
+        _in("algorithm.aepo_a.beta", self.beta, 0.0, INF)
+        _in("algorithm.aepo_a.global_samples", self.global_samples, 1, INF)
+        _in("algorithm.aepo_a.branch_weight", self.branch_weight, 0.0, INF)
+        _in("algorithm.aepo_a.branch_threshold", self.branch_threshold, 0.0, 1.0)
+        _in("algorithm.aepo_a.consecutive_penalty", self.consecutive_penalty, 0.0, 1.0)
+        _in("algorithm.aepo_a.beam_size", self.beam_size, 1, INF)
+        _in("algorithm.aepo_a.entropy_tokens", self.entropy_tokens, 1, INF)
 
 
 @dataclass
@@ -193,6 +205,9 @@ class LpRegConfig:
     defaults differ (kappa 0.1, rho 0). Neutral: ``neg_fraction = pos_fraction = 0`` (the plain clip
     surrogate; the wide clip range stays a base-learner setting).
     """
+
+    enabled: bool = False
+    """the ``lp_reg`` learner part (``algorithm=lp_reg``)"""
 
     kappa: float = 0.02
     """min-p ratio: tokens under kappa max p leave the proxy (minp_p_threshold)"""
@@ -214,13 +229,13 @@ class LpRegConfig:
     at rho = 1%). False (default): at least one token whenever rho > 0"""
 
     def __post_init__(self) -> None:
-        _in("lp_reg.kappa", self.kappa, 0.0, 1.0, lo_open=True)
-        _choice("lp_reg.mode", self.mode, ("relative", "fixed"))
-        _in("lp_reg.neg_fraction", self.neg_fraction, 0.0, 1.0)
-        _in("lp_reg.pos_fraction", self.pos_fraction, 0.0, 1.0)
-        _in("lp_reg.beta", self.beta, 0.0, INF)
-        _in("lp_reg.clip_low", self.clip_low, 0.0, 1.0)
-        _in("lp_reg.clip_high", self.clip_high, 0.0, INF)
+        _in("algorithm.lp_reg.kappa", self.kappa, 0.0, 1.0, lo_open=True)
+        _choice("algorithm.lp_reg.mode", self.mode, ("relative", "fixed"))
+        _in("algorithm.lp_reg.neg_fraction", self.neg_fraction, 0.0, 1.0)
+        _in("algorithm.lp_reg.pos_fraction", self.pos_fraction, 0.0, 1.0)
+        _in("algorithm.lp_reg.beta", self.beta, 0.0, INF)
+        _in("algorithm.lp_reg.clip_low", self.clip_low, 0.0, 1.0)
+        _in("algorithm.lp_reg.clip_high", self.clip_high, 0.0, INF)
 
 
 @dataclass
@@ -243,11 +258,11 @@ class CanonConfig:
     """group trajectories (default) or turn-rows"""
 
     def __post_init__(self) -> None:
-        _choice("canon.metric", self.metric, ("entropy", "length"))
-        _in("canon.mu", self.mu, 0.0, 1.0)
-        _in("canon.alpha", self.alpha, 0.0, INF)
-        _in("canon.normalizer", self.normalizer, 0.0, INF, lo_open=True)
-        _choice("canon.unit", self.unit, ("row", "trajectory"))
+        _choice("algorithm.canon.metric", self.metric, ("entropy", "length"))
+        _in("algorithm.canon.mu", self.mu, 0.0, 1.0)
+        _in("algorithm.canon.alpha", self.alpha, 0.0, INF)
+        _in("algorithm.canon.normalizer", self.normalizer, 0.0, INF, lo_open=True)
+        _choice("algorithm.canon.unit", self.unit, ("row", "trajectory"))
 
 
 @dataclass
@@ -257,6 +272,10 @@ class HapoConfig:
     Defaults from ``starriver030515/HAPO`` ``recipe/qwen2.5_math_7b.sh``. Neutral: ``tau = 0``,
     ``alpha = 0``, ``beta = 0``, ``token_level_advantage = False``.
     """
+
+    enabled: bool = False
+    """the ``hapo`` learner part, its loss side (``algorithm=hapo``, which also selects the
+    ``hapo`` advantage estimator)"""
 
     tau: float = 0.05
     """temperature range T_t = T0 (1 + tau h^) (rollout.temperature_tau)"""
@@ -277,11 +296,11 @@ class HapoConfig:
     temperature, the distribution that generated the tokens"""
 
     def __post_init__(self) -> None:
-        _in("hapo.tau", self.tau, 0.0, 1.0, hi_open=True)
-        _in("hapo.pivot", self.pivot, 0.0, 1.0)
-        _in("hapo.alpha", self.alpha, 0.0, INF)
-        _in("hapo.beta", self.beta, 0.0, INF)
-        _in("hapo.fallback_abs", self.fallback_abs, 0.0, INF, lo_open=True)
+        _in("algorithm.hapo.tau", self.tau, 0.0, 1.0, hi_open=True)
+        _in("algorithm.hapo.pivot", self.pivot, 0.0, 1.0)
+        _in("algorithm.hapo.alpha", self.alpha, 0.0, INF)
+        _in("algorithm.hapo.beta", self.beta, 0.0, INF)
+        _in("algorithm.hapo.fallback_abs", self.fallback_abs, 0.0, INF, lo_open=True)
 
 
 @dataclass
@@ -310,15 +329,15 @@ class AresConfig:
     kl_err_clip: float = 0.2
 
     def __post_init__(self) -> None:
-        _in("ares.window", self.window, 1, INF)
-        _in("ares.threshold_percentile", self.threshold_percentile, 0.0, 100.0)
-        _in("ares.threshold_momentum", self.threshold_momentum, 0.0, 1.0)
-        _in("ares.alpha_init", self.alpha_init, 0.0, self.alpha_max)
-        _in("ares.alpha_lr", self.alpha_lr, 0.0, INF)
-        _in("ares.kl_target", self.kl_target, 0.0, INF, lo_open=True)
-        _in("ares.kl_lr", self.kl_lr, 0.0, INF)
-        _in("ares.kl_every", self.kl_every, 1, INF)
-        _in("ares.kl_momentum", self.kl_momentum, 0.0, 1.0)
+        _in("algorithm.ares.window", self.window, 1, INF)
+        _in("algorithm.ares.threshold_percentile", self.threshold_percentile, 0.0, 100.0)
+        _in("algorithm.ares.threshold_momentum", self.threshold_momentum, 0.0, 1.0)
+        _in("algorithm.ares.alpha_init", self.alpha_init, 0.0, self.alpha_max)
+        _in("algorithm.ares.alpha_lr", self.alpha_lr, 0.0, INF)
+        _in("algorithm.ares.kl_target", self.kl_target, 0.0, INF, lo_open=True)
+        _in("algorithm.ares.kl_lr", self.kl_lr, 0.0, INF)
+        _in("algorithm.ares.kl_every", self.kl_every, 1, INF)
+        _in("algorithm.ares.kl_momentum", self.kl_momentum, 0.0, 1.0)
 
 
 _NEUTRAL: dict[type, dict] = {

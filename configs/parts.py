@@ -20,6 +20,7 @@ _ADVANTAGES = "agentropy.algorithms.advantages"
 _FUNCTIONAL = "agentropy.algorithms.functional"
 _LOSSES = "agentropy.algorithms.losses"
 _BACKENDS = "agentropy.agents.backends"
+_ENTROPY_PARTS = "agentropy.algorithms.entropy_parts"
 
 #: kind -> part name -> the module that registers it.
 CATALOGUE: dict[str, dict[str, str]] = {
@@ -28,6 +29,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "grpo": _ADVANTAGES,
         "gigpo": _ADVANTAGES,
         "empg": _ADVANTAGES,
+        "canon": _ENTROPY_PARTS,
+        "hapo": _ENTROPY_PARTS,
     },
     "aggregation mode": {
         "token-mean": _FUNCTIONAL,
@@ -52,6 +55,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "kl": "agentropy.algorithms.regularizers",
         "critic": "agentropy.algorithms.value",
         "replay": "agentropy.algorithms.replay",
+        # the entropy interventions; ``token_loss`` rewrites chain in this order
+        "hapo": _ENTROPY_PARTS,
+        "aepo_a": _ENTROPY_PARTS,
+        "siren": _ENTROPY_PARTS,
+        "lp_reg": _ENTROPY_PARTS,
+        "steer": _ENTROPY_PARTS,
     },
     "model backend": {
         "hf": _BACKENDS,

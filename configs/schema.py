@@ -19,6 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentropy.configs.errors import ConfigError
+from agentropy.configs.methods import (
+    AepoAConfig,
+    CanonConfig,
+    HapoConfig,
+    LpRegConfig,
+    SirenConfig,
+    SteerConfig,
+)
 from agentropy.configs.parts import check_name
 from hydra.core.config_store import ConfigStore
 
@@ -46,10 +55,6 @@ __all__ = [
     "TrainConfig",
     "VLLMConfig",
 ]
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key."""
 
 
 def _choice(key: str, value: str, choices: Sequence[str]) -> None:
@@ -584,7 +589,7 @@ class AlgorithmConfig:
     base: str = "grpo"
     """the base recipe a method (EPO, EMPG, SPEAR) composes over"""
     advantage: str = "grpo"
-    """advantage estimator: ``gae``, ``grpo``, ``gigpo`` or ``empg``"""
+    """advantage estimator: ``gae``, ``grpo``, ``gigpo``, ``empg``, ``canon`` or ``hapo``"""
     policy_loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     aggregation: str = "token-mean"
     """loss aggregation mode (a name in ``agentropy.algorithms.registry.AGGREGATIONS``)"""
@@ -597,6 +602,18 @@ class AlgorithmConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     epo: EPOConfig = field(default_factory=EPOConfig)
     empg: EMPGConfig = field(default_factory=EMPGConfig)
+    siren: SirenConfig = field(default_factory=SirenConfig)
+    """SIREN's selective entropy term (``algorithm=siren``; docs/algorithms.md section 14)"""
+    steer: SteerConfig = field(default_factory=SteerConfig)
+    """STEER's per-token weights (``algorithm=steer``)"""
+    lp_reg: LpRegConfig = field(default_factory=LpRegConfig)
+    """Lp-Reg's low-probability regulariser (``algorithm=lp_reg``)"""
+    canon: CanonConfig = field(default_factory=CanonConfig)
+    """CANON's conditional advantage (``algorithm=canon``, i.e. ``advantage: canon``)"""
+    hapo: HapoConfig = field(default_factory=HapoConfig)
+    """HAPO's advantage and adaptive clipping (``algorithm=hapo``)"""
+    aepo_a: AepoAConfig = field(default_factory=AepoAConfig)
+    """AEPO-A's entropy-balanced optimisation (``algorithm=aepo_a``)"""
     filters: FilterConfig = field(default_factory=FilterConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     lr: float = 1e-6
@@ -648,6 +665,22 @@ class AlgorithmConfig:
             raise ConfigError(
                 f"algorithm.empg.over: EMPG modulates a trajectory advantage (grpo or gigpo), "
                 f"got {self.empg.over!r} (base recipe {self.base!r})")
+        if self.siren.enabled and self.siren.unit != "row":
+            raise ConfigError("algorithm.siren.unit: only 'row' is wired into the learner (a trajectory's "
+                              "rows can fall into different micro-batches)")
+        if self.steer.enabled and self.steer.scope != "micro":
+            raise ConfigError("algorithm.steer.scope: only 'micro' (the released code's) is wired into the "
+                              "learner; 'mini' and 'batch' need a pre-pass of the current policy")
+        for key in ("hapo", "aepo_a"):
+            if getattr(self, key).enabled and self.policy_loss.name != "ppo_clip":
+                raise ConfigError(f"algorithm.{key}.enabled: the part replaces a ppo_clip policy loss, got "
+                                  f"algorithm.policy_loss.name={self.policy_loss.name!r}")
+        if self.hapo.enabled and self.hapo.tau > 0:
+            raise ConfigError("algorithm.hapo.tau: the token-aware sampling temperature is not implemented "
+                              "(the rollout samples a turn at one temperature); set it to 0")
+        if self.aepo_a.enabled and self.aepo_a.branching:
+            raise ConfigError("algorithm.aepo_a.branching: the entropy-balanced (branching) rollout is not "
+                              "implemented in the collector; set it to false")
         _registered("lr schedule", "algorithm.lr_schedule", self.lr_schedule)
         _choice("algorithm.old_logprobs", self.old_logprobs, ("recompute", "rollout"))
         _positive("algorithm.lr", self.lr)

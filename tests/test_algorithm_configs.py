@@ -84,7 +84,7 @@ def test_bad_algorithm_values_fail_naming_the_key(override, key):
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="known: empg, gae, gigpo, grpo"):
+    with pytest.raises(ConfigError, match="known: canon, empg, gae, gigpo, grpo"):
         load_config(["algorithm.advantage=rloo"])
 
 

@@ -1,0 +1,408 @@
+"""The entropy interventions of :mod:`agentropy.algorithms.entropy_methods` as learner parts.
+
+Each part is switched on by its config's ``enabled`` flag (``configs/algorithm/<method>.yaml``
+sets it) and calls the pure functions; the learner calls it like any other part
+(:mod:`agentropy.algorithms.parts`). What each changes (docs/algorithms.md section 14):
+
+- ``siren``: an extra loss term, lambda (H_sel - H_anchor)^2 on the top-p entropy of each row's
+  peak-entropy tokens (:func:`~agentropy.algorithms.entropy_methods.siren_entropy_loss`);
+- ``steer``: a per-token weight on the policy loss
+  (:func:`~agentropy.algorithms.entropy_methods.steer_token_weights`);
+- ``lp_reg``: the policy loss of the protected low-probability tokens becomes -A r + beta k3(pi ||
+  pi_proxy) (:func:`~agentropy.algorithms.entropy_methods.lp_reg_policy_loss`);
+- ``hapo``: the policy loss becomes HAPO's adaptive-clip, redistributed-advantage surrogate
+  (:func:`~agentropy.algorithms.entropy_methods.hapo_policy_loss`), with the entropy
+  normalisation taken over the whole batch's old-policy entropies;
+- ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
+  (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`).
+
+CANON and HAPO's token-level group average are advantage estimators (``canon``, ``hapo``),
+registered here with the parts.
+
+The full-vocabulary distributions SIREN and Lp-Reg need come from the forward pass's last hidden
+state through the LM head, at completion positions only (one (tokens x vocabulary) matrix per
+micro-batch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from agentropy.algorithms import entropy_methods as em
+from agentropy.algorithms import functional as fn
+from agentropy.algorithms.advantages import AdvantageInputs, AdvantageOutput
+from agentropy.algorithms.memory import split_lm
+from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
+from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from agentropy.algorithms.advantages import RewardSignals
+    from agentropy.algorithms.data import TokenBatch
+    from agentropy.configs.methods import AepoAConfig, HapoConfig, LpRegConfig, SirenConfig, SteerConfig
+    from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
+
+__all__ = ["AepoAPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits",
+           "hapo"]
+
+OLD_ENTROPY = "old_entropy"
+LP_PROXY = "lp_reg_proxy_logprobs"
+
+
+def _head(model: nn.Module) -> nn.Module:
+    lm = split_lm(model)
+    head = lm[1] if lm is not None else model.get_output_embeddings()
+    if head is None:
+        raise ValueError("this part needs the model's output head (get_output_embeddings)")
+    return head
+
+
+def completion_logits(head: nn.Module, hidden: Tensor, mask: Tensor) -> Tensor:
+    """(M, V) float logits of the distributions that predict the M masked tokens of ``mask``
+    (n, w): ``hidden[:, t - 1]`` predicts token t, as in
+    :func:`agentropy.algorithms.functional.token_logprobs_and_entropy`."""
+    want = mask[:, 1:].bool()
+    h = hidden[:, :-1][want]
+    weight = next(head.parameters())
+    logits = head(h.to(weight.dtype))
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def _scatter(values: Tensor, mask: Tensor) -> Tensor:
+    """(M,) values of the masked positions of ``mask`` (n, w) into an (n, w) matrix, 0 elsewhere."""
+    out = values.new_zeros(mask.shape)
+    return out.masked_scatter(mask.bool(), values)
+
+
+def _require(loss_cfg: PolicyLossConfig | None) -> PolicyLossConfig:
+    if loss_cfg is None:
+        raise ValueError("this part replaces the policy loss and needs the pass's loss settings")
+    return loss_cfg
+
+
+class _OldEntropy(LearnerPart):
+    """Keeps the old policy's token entropies as the ``old_entropy`` column."""
+
+    def old_columns(self) -> tuple[str, ...]:
+        return (OLD_ENTROPY,)
+
+    def old_hidden(self) -> bool:
+        return True  # the old-policy pass must run the policy (also with rollout log-probs)
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        return {OLD_ENTROPY: fw.entropy}
+
+
+# -------------------------------------------------------------------------------------------- SIREN
+
+
+class SirenPart(LearnerPart):
+    """SIREN's self-anchored selective entropy term (arXiv 2509.25133; UNVERIFIED against the paper).
+
+    Per micro-batch: H^p, the entropy of each completion token's renormalised top-p nucleus
+    (current policy, with gradient); the peak mask, the tokens of each row above the row's
+    ``quantile``; H_sel, the mean over rows of each row's mean selected H^p; the loss term
+    coef (H_sel - H_anchor)^2, weighted by the micro-batch's share of the mini-batch's rows
+    with completion tokens. H_anchor is H_sel of the first training batch under the old policy
+    (fixed from then on, saved in the checkpoint); the released code returns a zero loss on that
+    batch, here its micro-batches already compare their H_sel with the batch's anchor (small
+    terms). H_sel is a mean over the micro-batch, as in the
+    released code, so the update depends on the micro-batch size (docs/algorithms.md section 9.5);
+    with one micro-batch per mini-batch it is the formula. Logs ``siren/h_sel``, ``siren/anchor``.
+    """
+
+    def __init__(self, cfg: SirenConfig, model: nn.Module) -> None:
+        self.cfg = cfg
+        self.head = _head(model)
+        self.anchor: float | None = None
+        self._sum = 0.0
+        self._rows = 0.0
+
+    def _row_entropy(self, micro: TokenBatch, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """(n,) mean selected top-p entropy of each row, and (n,) 1.0 for rows with completion tokens."""
+        mask = micro.loss_mask
+        logits = completion_logits(self.head, hidden, mask)
+        hp = em.siren_top_p_entropy(logits, top_p=self.cfg.top_p, top_k=self.cfg.top_k,
+                                    include_crossing_token=self.cfg.include_crossing_token)
+        hp = _scatter(hp, mask)
+        sel = em.siren_peak_mask(hp, mask, quantile=self.cfg.quantile).to(hp.dtype)
+        per_row = (hp * sel).sum(dim=1) / sel.sum(dim=1).clamp_min(1.0)
+        return per_row, mask.any(dim=1).to(hp.dtype)
+
+    def old_hidden(self) -> bool:
+        return self.anchor is None
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        if self.anchor is None:
+            per_row, rows = self._row_entropy(micro, fw.hidden)
+            self._sum += float((per_row * rows).sum())
+            self._rows += float(rows.sum())
+        return {}
+
+    def before_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally,
+                      labels: Any) -> None:
+        if self.anchor is None and self._rows > 0:
+            self.anchor = self._sum / self._rows
+
+    def wants_hidden(self, micro: TokenBatch) -> bool:
+        return self.anchor is not None
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        if self.anchor is None or fw.hidden is None:
+            return []
+        per_row, has = self._row_entropy(micro, fw.hidden)
+        n = has.sum()
+        if n == 0:
+            return []
+        h_sel = (per_row * has).sum() / n
+        share = n / ctx.mb.loss_mask.any(dim=1).sum().clamp_min(1)
+        value = self.cfg.coef * (h_sel - self.anchor) ** 2 * share
+        ctx.tally.add("siren/h_sel", h_sel.detach() * n, n)
+        return [LossTerm("loss_siren", value)]
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        if self.anchor is not None:
+            tally.add("siren/anchor", self.anchor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"siren": {"anchor": self.anchor}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "siren" in state:
+            self.anchor = state["siren"]["anchor"]
+
+
+@LEARNER_PARTS.register("siren")
+def _siren(cfg: AlgorithmConfig, ctx: PartContext) -> SirenPart | None:
+    return SirenPart(cfg.siren, ctx.model) if cfg.siren.enabled else None
+
+
+# -------------------------------------------------------------------------------------------- STEER
+
+
+class SteerPart(_OldEntropy):
+    """STEER's entropy-change-aware token weights (arXiv 2510.10150).
+
+    Each token's policy loss is multiplied by lambda_t of
+    :func:`~agentropy.algorithms.entropy_methods.steer_token_weights`, from the advantage, the old
+    policy's entropy and log-probability and the current log-probability; the largest |Omega| is
+    taken over the micro-batch (the released code's scope, so the update depends on the
+    micro-batch size: docs/algorithms.md section 9.5). Rows without old entropies (replayed rows)
+    keep weight 1. Logs ``steer/weight`` (mean over completion tokens).
+    """
+
+    def __init__(self, cfg: SteerConfig) -> None:
+        self.cfg = cfg
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        old_entropy = micro.columns.get(OLD_ENTROPY)
+        if old_entropy is None:
+            return loss
+        mask = micro.loss_mask
+        w = em.steer_token_weights(micro.advantages, old_entropy, micro.old_logprobs, fw.logp, mask,
+                                   weight_min=self.cfg.weight_min, weight_max=self.cfg.weight_max,
+                                   mapping=self.cfg.mapping, omega_floor=self.cfg.omega_floor)
+        ctx.tally.add("steer/weight", (w * mask).sum(), mask.sum())
+        return loss * w.to(loss.dtype)
+
+
+@LEARNER_PARTS.register("steer")
+def _steer(cfg: AlgorithmConfig, ctx: PartContext) -> SteerPart | None:
+    return SteerPart(cfg.steer) if cfg.steer.enabled else None
+
+
+# ------------------------------------------------------------------------------------------- Lp-Reg
+
+
+class LpRegPart(LearnerPart):
+    """Lp-Reg's low-probability regularisation (arXiv 2510.03222).
+
+    The old-policy pass computes log pi_proxy of every completion token (the old policy with its
+    tokens under kappa max p removed, renormalised). In each micro-batch the protected tokens of
+    :func:`~agentropy.algorithms.entropy_methods.lp_reg_select` (the lowest-probability rho share
+    of the negative-advantage tokens that the proxy would raise) get the loss -A r + beta
+    k3(pi || pi_proxy); every other token keeps the base learner's policy loss, whose clip range
+    is ``algorithm.policy_loss``'s (``lp_reg.yaml`` sets it to ``lp_reg.clip_low`` /
+    ``clip_high``, the scripts' [0, 10], without dual clip). The selection is per micro-batch, as
+    released (docs/algorithms.md section 9.5). Rows without proxy log-probs (replayed rows) keep
+    the base loss. Logs ``lp_reg/selected`` (share of completion tokens).
+    """
+
+    def __init__(self, cfg: LpRegConfig, model: nn.Module) -> None:
+        self.cfg = cfg
+        self.head = _head(model)
+
+    def old_columns(self) -> tuple[str, ...]:
+        return (LP_PROXY,)
+
+    def old_hidden(self) -> bool:
+        return True
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        mask = micro.loss_mask
+        logits = completion_logits(self.head, fw.hidden, mask)
+        tokens = micro.input_ids[:, 1:][mask[:, 1:].bool()]
+        proxy = em.lp_reg_proxy_logprobs(logits, tokens, kappa=self.cfg.kappa, mode=self.cfg.mode,
+                                         soft=self.cfg.soft)
+        return {LP_PROXY: _scatter(proxy, mask)}
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        proxy = micro.columns.get(LP_PROXY)
+        if proxy is None:
+            return loss
+        c, mask = self.cfg, micro.loss_mask
+        kw = dict(neg_fraction=c.neg_fraction, pos_fraction=c.pos_fraction, released_gate=c.released_gate)
+        sel = em.lp_reg_select(fw.logp, proxy, micro.advantages, mask, **kw)
+        ctx.tally.add("lp_reg/selected", sel.sum(), mask.sum())
+        if not bool(sel.any()):
+            return loss
+        reg = em.lp_reg_policy_loss(fw.logp, micro.old_logprobs, proxy, micro.advantages, mask, beta=c.beta,
+                                    clip_low=c.clip_low, clip_high=c.clip_high, **kw)
+        return torch.where(sel, reg.to(loss.dtype), loss)
+
+
+@LEARNER_PARTS.register("lp_reg")
+def _lp_reg(cfg: AlgorithmConfig, ctx: PartContext) -> LpRegPart | None:
+    return LpRegPart(cfg.lp_reg, ctx.model) if cfg.lp_reg.enabled else None
+
+
+# --------------------------------------------------------------------------------------------- HAPO
+
+
+class HapoPart(_OldEntropy):
+    """HAPO's loss side (arXiv 2509.16591): asymmetric adaptive clipping and differential
+    advantage redistribution.
+
+    h^ is the normalised log-entropy of each completion token under the old policy, with the
+    pivot and scale of :func:`~agentropy.algorithms.entropy_methods.hapo_entropy_stats` over the
+    whole batch (so micro-batching does not change the update); the policy loss is
+    :func:`~agentropy.algorithms.entropy_methods.hapo_policy_loss` with the pass's clip range and
+    dual clip. ``legacy_sign`` reproduces the released normalisation's sign error. The token-aware
+    sampling temperature (``tau``) is not applied: the rollout samples every token of a turn at
+    one temperature. Logs ``hapo/pivot``, ``hapo/h_hat``.
+    """
+
+    def __init__(self, cfg: HapoConfig) -> None:
+        self.cfg = cfg
+        self.stats: em.HapoEntropyStats | None = None
+
+    def before_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally,
+                      labels: Any) -> None:
+        self.stats = em.hapo_entropy_stats(batch.columns[OLD_ENTROPY], batch.loss_mask, pivot=self.cfg.pivot)
+        tally.add("hapo/pivot", self.stats.pivot)
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        old_entropy = micro.columns.get(OLD_ENTROPY)
+        if old_entropy is None or self.stats is None:
+            return loss
+        lc = _require(ctx.loss_cfg)
+        mask = micro.loss_mask
+        h_hat = em.hapo_normalized_entropy(old_entropy, self.stats, legacy_sign=self.cfg.legacy_sign) * mask
+        ctx.tally.add("hapo/h_hat", h_hat.sum(), mask.sum())
+        out = em.hapo_policy_loss(fw.logp, micro.old_logprobs, micro.advantages, h_hat, clip_low=lc.clip_low,
+                                  clip_high=lc.clip_high, alpha=self.cfg.alpha, beta=self.cfg.beta,
+                                  dual_clip_c=lc.dual_clip_c)
+        return out.to(loss.dtype)
+
+
+@LEARNER_PARTS.register("hapo")
+def _hapo(cfg: AlgorithmConfig, ctx: PartContext) -> HapoPart | None:
+    return HapoPart(cfg.hapo) if cfg.hapo.enabled else None
+
+
+# ------------------------------------------------------------------------------------------- AEPO-A
+
+
+class AepoAPart(LearnerPart):
+    """AEPO-A's entropy-balanced optimisation (Agentic Entropy-Balanced Policy Optimization,
+    arXiv 2510.14545; constants from a third-party reproduction, UNVERIFIED).
+
+    The policy loss becomes :func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`:
+    advantages scaled by (1 + alpha H^), H^ the z-scored entropy of the current forward over the
+    micro-batch (as released: docs/algorithms.md section 9.5), and a clipped high-entropy token
+    keeps a gradient rescaled to (1 + eps_h). The clip range is the pass's; the dual clip is
+    ``aepo_a.dual_clip_c``. The entropy-balanced rollout (branching) is not implemented.
+    """
+
+    def __init__(self, cfg: AepoAConfig) -> None:
+        self.cfg = cfg
+
+    def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
+        lc = _require(ctx.loss_cfg)
+        out = em.aepo_a_policy_loss(fw.logp, micro.old_logprobs, micro.advantages, fw.entropy,
+                                    micro.loss_mask, alpha=self.cfg.alpha, clip_low=lc.clip_low,
+                                    clip_high=lc.clip_high, dual_clip_c=self.cfg.dual_clip_c,
+                                    high_entropy_stop_gradient=self.cfg.high_entropy_stop_gradient)
+        return out.to(loss.dtype)
+
+
+@LEARNER_PARTS.register("aepo_a")
+def _aepo_a(cfg: AlgorithmConfig, ctx: PartContext) -> AepoAPart | None:
+    return AepoAPart(cfg.aepo_a) if cfg.aepo_a.enabled else None
+
+
+# -------------------------------------------------------------------------------------------- CANON
+
+
+def _rows(row_adv: Tensor, batch: TokenBatch) -> AdvantageOutput:
+    return AdvantageOutput(advantages=row_adv[:, None] * batch.loss_mask.to(row_adv.dtype),
+                           row_advantages=row_adv)
+
+
+@ADVANTAGES.register("canon")
+def canon(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
+    """CANON's conditional advantage (arXiv 2509.23962;
+    :func:`~agentropy.algorithms.entropy_methods.canon_advantages`).
+
+    The members of each group are split at the median of the target metric (the old policy's
+    mean token entropy, or the completion length) and compared across and within the halves.
+    ``unit: trajectory`` (default): the members are the group's trajectories, with the mean score
+    of their rows and the metric over all their completion tokens; each row gets its
+    trajectory's advantage plus its own score's deviation from the trajectory's mean score (as
+    GRPO over trajectories compares each row's own score), divided by ``normalizer``. ``unit:
+    row``: every row is a member, its metric its own completion's.
+    """
+    c = cfg.canon
+    scores = inputs.signals.scores
+    mask = batch.loss_mask
+    unit = batch.traj_index if c.unit == "trajectory" else None
+    if c.metric == "entropy":
+        if inputs.old_entropy is None:
+            raise ValueError("canon with metric entropy needs the old policy's token entropies")
+        metric = em.response_mean(inputs.old_entropy.to(scores.dtype), mask, unit)
+    else:
+        metric = em.response_length(mask, unit).to(scores.dtype)
+    kw = dict(mu=c.mu, alpha=c.alpha, normalizer=c.normalizer)
+    if unit is None:
+        return _rows(em.canon_advantages(scores, metric, batch.group_index, **kw), batch)
+    traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
+    traj_metric = torch.zeros_like(traj_score).index_copy_(0, traj, metric)
+    traj_adv = em.canon_advantages(traj_score, traj_metric, traj_group, **kw)
+    return _rows(traj_adv[traj] + (scores - traj_score[traj]) / c.normalizer, batch)
+
+
+canon.needs = frozenset({"entropy"})  # type: ignore[attr-defined]
+
+
+@ADVANTAGES.register("hapo")
+def hapo(batch: TokenBatch, cfg: AlgorithmConfig, inputs: AdvantageInputs) -> AdvantageOutput:
+    """HAPO's token-level group average advantage (arXiv 2509.16591;
+    :func:`~agentropy.algorithms.entropy_methods.hapo_token_group_advantages`): the group's mean
+    and std count each member's score once per completion token, with the fall-back to GRPO for a
+    group with some |A| >= ``fallback_abs``. The members are rows with ``group.over_rows`` (the
+    base's default, GRPO's multi-turn statistics), else trajectories (all their rows' tokens;
+    each row gets its trajectory's advantage). Without ``hapo.token_level_advantage`` it is the
+    ``grpo`` estimator.
+    """
+    if not cfg.hapo.token_level_advantage:
+        return ADVANTAGES.get("grpo")(batch, cfg, inputs)
+    scores = inputs.signals.scores
+    kw = dict(norm_by_std=cfg.group.norm_by_std, fallback_abs=cfg.hapo.fallback_abs, eps=cfg.group.eps)
+    if cfg.group.over_rows:
+        lengths = em.response_length(batch.loss_mask).to(scores.dtype)
+        return _rows(em.hapo_token_group_advantages(scores, lengths, batch.group_index, **kw), batch)
+    traj, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
+    lengths = em.response_length(batch.loss_mask, batch.traj_index).to(scores.dtype)
+    traj_len = torch.zeros_like(traj_score).index_copy_(0, traj, lengths)
+    return _rows(em.hapo_token_group_advantages(traj_score, traj_len, traj_group, **kw)[traj], batch)
