@@ -18,6 +18,9 @@ __all__ = ["main"]
 
 log = logging.getLogger("agentropy")
 
+#: The phases episodes are recorded with (the trainer's ``sft``, ``train`` and ``eval``; ``play``).
+PHASES = ("sft", "train", "eval", "play")
+
 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
@@ -282,7 +285,7 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iteration", type=int, default=None, help="training iteration")
     g.add_argument("--policy-version", type=int, default=None)
     g.add_argument("--group", type=int, default=None, help="GRPO group id")
-    g.add_argument("--phase", default=None, choices=["train", "eval", "play", "sft"])
+    g.add_argument("--phase", default=None, choices=PHASES)
     g.add_argument("--agent", default=None, help='e.g. "random", "expert", "model:hf"')
     g.add_argument("--split", default=None)
     g.add_argument("-q", "--query", default=None,
@@ -713,7 +716,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", help="run folder B (may be A, with --iteration-a/-b)")
     p.add_argument("--env", default=None)
     p.add_argument("--task-type", default=None)
-    p.add_argument("--phase", default=None, choices=["train", "eval", "play"],
+    p.add_argument("--phase", default=None, choices=PHASES,
                    help="default: eval episodes when a run has them, else all")
     p.add_argument("--split", default=None)
     p.add_argument("--iteration-a", type=int, default=None)

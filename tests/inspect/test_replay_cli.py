@@ -85,3 +85,13 @@ def test_help_lists_the_inspection_commands(capsys):
     out = capsys.readouterr().out
     for command in ("replay", "view", "rerun", "compare"):
         assert command in out
+
+
+@pytest.mark.parametrize("command", ["replay", "rerun", "compare"])
+def test_the_sft_phase_is_a_phase_like_the_others(capsys, hostile_run, command):
+    """The trainer records its warm start's expert episodes with phase "sft"; every command that
+    filters by phase accepts it (a refused choice is argparse's exit 2)."""
+    args = {"replay": [str(hostile_run)], "rerun": [str(hostile_run), "--all"],
+            "compare": [str(hostile_run)] * 2}[command]
+    rc = main([command, *args, "--phase", "sft"])
+    assert rc != 2, capsys.readouterr().err
