@@ -41,8 +41,17 @@ def _setup_logging(verbose: bool = False) -> None:
         pass
 
 
-def _summary_table(title: str, rows: dict[str, dict[str, float]]) -> None:
+def _console(**kwargs):
+    """A rich console; when stdout is not a terminal (a log file, a pipe) it is wide enough for
+    any table, so column headers are never cut to fit rich's 80-column default."""
     from rich.console import Console
+
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        kwargs.setdefault("width", 240)
+    return Console(**kwargs)
+
+
+def _summary_table(title: str, rows: dict[str, dict[str, float]]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
@@ -57,7 +66,7 @@ def _summary_table(title: str, rows: dict[str, dict[str, float]]) -> None:
             f"{s['length']:.1f}",
             f"{s['invalid_rate']:.3f}",
         )
-    Console().print(table)
+    _console().print(table)
 
 
 # --------------------------------------------------------------------------- commands
@@ -166,7 +175,6 @@ def cmd_shop(args: argparse.Namespace) -> int:
 
 def _train_summary_table(summary: dict) -> None:
     """Held-out success after the warm start and after RL, per split, sampled and greedy."""
-    from rich.console import Console
     from rich.table import Table
 
     def fmt(value: object) -> str:
@@ -184,7 +192,7 @@ def _train_summary_table(summary: dict) -> None:
                 continue
             table.add_row(split, f"{name} (iter {r['iteration']})", fmt(r["success"]),
                           fmt(r["success_greedy"]), fmt(r["invalid_rate"]), fmt(r["invalid_rate_greedy"]))
-    Console().print(table)
+    _console().print(table)
     print(f"run folder: {summary['run_dir']}")
 
 
@@ -318,7 +326,6 @@ def _open_run(path: str):
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from agentropy.inspect import terminal
     from agentropy.inspect.api import sort_summaries
@@ -326,6 +333,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     index = _open_run(args.run)
     if index is None:
         return 2
+    from rich.console import Console
+
     console = Console(highlight=False)
     chosen = sort_summaries(index.select(_filter(args), text=args.text), args.sort)
     if args.episode:
@@ -397,7 +406,6 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from agentropy.inspect.rerun import RerunRefused, make_kwargs, rerun
@@ -435,7 +443,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         style = "green" if report.identical else "bold red"
         table.add_row(report.episode_id, str(report.turns_replayed),
                       safe_text(report.describe(), style))
-    console = Console(highlight=False)
+    console = _console(highlight=False)
     console.print(table)
     console.print(f"{len(chosen) - differing} identical, {differing} different")
     return 1 if differing else 0
@@ -582,8 +590,6 @@ def cmd_eval(overrides: Sequence[str]) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from rich.console import Console
-
     from agentropy.inspect.compare import compare, default_filter
     from agentropy.inspect.run import EpisodeFilter
     from agentropy.inspect.terminal import comparison_table
@@ -601,7 +607,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        Console(highlight=False).print(comparison_table(result))
+        _console(highlight=False).print(comparison_table(result))
     return 0
 
 

@@ -85,3 +85,20 @@ def test_an_added_key_inside_a_free_dict_is_allowed():
     from agentropy.configs.compose import load_config
 
     assert load_config(["+env.kwargs.split=dev"]).env.kwargs["split"] == "dev"
+
+
+def test_the_end_of_run_table_keeps_its_headers_when_stdout_is_not_a_terminal(capsys, monkeypatch):
+    """Piped into a log, the summary keeps every column header whole (rich's default is 80
+    columns, which cut ``invalid/turn (sampled)`` to ``invalid/t…``)."""
+    from agentropy.cli import _train_summary_table
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    point = {"iteration": 0, "success": 0.5, "success_greedy": 0.4, "invalid_rate": 0.1,
+             "invalid_rate_greedy": 0.2}
+    _train_summary_table({"eval_episodes": 100, "run_dir": "runs/x",
+                          "splits": {"dev": {"start": point, "end": {**point, "iteration": 3}}}})
+    out = capsys.readouterr().out
+    for header in ("success (sampled)", "success (greedy)", "invalid/turn (sampled)",
+                   "invalid/turn (greedy)"):
+        assert header in out
+    assert "…" not in out
