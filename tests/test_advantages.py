@@ -102,9 +102,9 @@ def test_gae_estimator_places_the_score_on_the_last_token():
 
 
 def test_registries_list_their_names():
-    assert ADVANTAGES.names() == ["empg", "gae", "gigpo", "grpo"]
+    assert ADVANTAGES.names() == ["canon", "empg", "gae", "gigpo", "grpo", "hapo"]
     assert POLICY_LOSSES.names() == ["clip_cov", "kl_cov", "ppo_clip"]
-    with pytest.raises(KeyError, match="known: empg, gae, gigpo, grpo"):
+    with pytest.raises(KeyError, match="known: canon, empg, gae, gigpo, grpo, hapo"):
         ADVANTAGES.get("rloo")
     local: Registry = Registry("thing")
     local.register("a")(len)
