@@ -376,8 +376,12 @@ def cmd_view(args: argparse.Namespace) -> int:
         if index is None:
             return 2
         flt = _filter(args)
-        stats = export_html(index, args.export, flt=flt if flt != EpisodeFilter() else None,
-                            max_episodes=args.max_episodes)
+        try:
+            stats = export_html(index, args.export, flt=flt if flt != EpisodeFilter() else None,
+                                max_episodes=args.max_episodes)
+        except ValueError as exc:  # a damaged line of metrics.jsonl or replay.jsonl, named
+            print(f"agentropy view: {exc}", file=sys.stderr)
+            return 2
         print(f"{args.export}: {stats['episodes']} of {stats['matching']} episodes, "
               f"{stats['bytes'] / 1e6:.1f} MB")
         return 0

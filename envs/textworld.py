@@ -52,6 +52,19 @@ _INTERPRETER_VERBS = frozenset(
     {"save", "restore", "script", "unscript", "noscript", "transcript", "recording", "replay",
      "quit", "q", "restart"}
 )
+#: The Inform 7 parser's answers to commands it cannot carry out as given (unknown verbs, absent
+#: objects, incomplete commands, missing exits); with ``check_admissible=False`` they mark the turn
+#: invalid, as ScienceWorld's and ALFWorld's refusals do. Found by trying commands on the engine.
+_INVALID_ANSWERS = (
+    "That's not a verb I recognise",
+    "You can't see any such thing",
+    "You must name something more substantial",
+    "What do you want to",
+    "You can't go that way",
+    "I didn't understand that sentence",
+    "I only understood you as far as",
+    "You seem to want to",
+)
 _BANNER_LINE = re.compile(r"^[^A-Za-z]*$")
 _PROMPT_LINE = re.compile(r"\n>[^\n]*\Z")
 _RESTART_LINE = re.compile(r"\n*Would you like to RESTART, RESTORE a saved game, QUIT or UNDO[^\n]*")
@@ -262,12 +275,16 @@ class TextWorldEnv(TextEnv):
                 self._gold_pos += 1
             if self._gold_pos < len(self._gold) and not (won or lost):
                 expert = self._gold[self._gold_pos]
+        observation = _clean_feedback(state.feedback, intro=intro)
+        invalid = not intro and observation.startswith(_INVALID_ANSWERS)
         return EngineState(
-            observation=_clean_feedback(state.feedback, intro=intro),
+            observation=observation,
             score=min(max(score, 0.0), 1.0),
             won=won,
             lost=lost,
             admissible=admissible,
+            valid=not invalid,
+            invalid_reason="the engine did not understand the command" if invalid else "",
             expert_action=expert,
         )
 

@@ -52,6 +52,9 @@ _ROOM = re.compile(r"You are in the ([^.]+)\.")
 # "Through an open plain door, to the South you see the pantry."
 _EXIT = re.compile(r"[Tt]o the (North|South|East|West) you see (?:the )?([^.]+)\.")
 _DIRECTIONS = ("north", "south", "east", "west")
+#: The engine's answer to a command its parser does not accept (any unknown verb, object or exit);
+#: with ``check_admissible=False`` it marks the turn invalid, as ScienceWorld and ALFWorld do.
+_INVALID_ANSWERS = ("Unknown action",)
 
 
 class _CoinExplorer:
@@ -207,12 +210,15 @@ class TWXEnv(TextEnv):
                 self._gold_pos += 1
             if self._gold_pos < len(self._gold):
                 expert = self._gold[self._gold_pos]
+        invalid = obs.startswith(_INVALID_ANSWERS)
         return EngineState(
             observation=obs,
             score=min(max(float(infos["score"]), 0.0), 1.0),
             won=bool(infos["tasksuccess"]),
             lost=bool(infos["taskfailure"]),
             admissible=valid,
+            valid=not invalid,
+            invalid_reason="the engine did not understand the command" if invalid else "",
             expert_action=expert,
             extra={"game": self.game},
         )

@@ -19,6 +19,7 @@ import hashlib
 import html
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -128,7 +129,14 @@ def export_html(
 
     Returns:
         ``{"episodes": embedded, "matching": matching, "bytes": file size}``.
+
+    Raises:
+        ValueError: a damaged line of ``metrics.jsonl`` or ``replay.jsonl``, naming it.
     """
+    index.refresh()
+    if index.unindexed_bytes:  # a snapshot, unlike the live viewer: say what it leaves out
+        warnings.warn(f"{index.episodes_path}: skipping a truncated last line "
+                      f"({index.unindexed_bytes} bytes)", stacklevel=2)
     matching = index.select(flt)
     chosen = _pick_units(matching, max_episodes)
     episodes: dict[str, Any] = {}

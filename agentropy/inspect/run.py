@@ -357,6 +357,15 @@ class RunIndex:
         self._saved_offset = self._state.offset
         self.refresh()
 
+    @property
+    def unindexed_bytes(self) -> int:
+        """Bytes of ``episodes.jsonl`` after its last complete line (a record being written, or
+        the truncated last line of a killed writer); 0 when everything is indexed."""
+        try:
+            return max(0, self.episodes_path.stat().st_size - self._state.offset)
+        except FileNotFoundError:
+            return 0
+
     # ------------------------------------------------------------------ indexing
     def refresh(self) -> int:
         """Index the complete lines appended since the last call; returns how many.

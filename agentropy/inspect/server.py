@@ -37,6 +37,7 @@ from agentropy.inspect.api import (
 from agentropy.inspect.html import SERVER_CSP, served_page, static_asset
 from agentropy.inspect.run import RunIndex
 from agentropy.records.episodes import EpisodeSchemaError
+from agentropy.records.loopback import refusal
 
 __all__ = ["ViewerServer", "resolve_run_file"]
 
@@ -179,10 +180,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method  # noqa: N815
 
     def _check_host(self) -> None:
-        host = self.headers.get("Host", "")
-        port = self.server.server_address[1]
-        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
-            raise _Refused(HTTPStatus.FORBIDDEN, "unexpected Host header")
+        reason = refusal(self.headers, self.server.server_address[1], self.command)
+        if reason:
+            raise _Refused(HTTPStatus.FORBIDDEN, reason)
 
     def _file(self, raw: str) -> None:
         target = resolve_run_file(self.server.index.run_dir, raw)

@@ -34,6 +34,8 @@ from typing import Any
 from agentropy.envs.webshop.env import ShopEnv
 from agentropy.envs.webshop.session import SUB_PAGES, PageView
 
+from agentropy.records.loopback import refusal
+
 __all__ = ["ShopServer", "render_html"]
 
 log = logging.getLogger(__name__)
@@ -294,7 +296,18 @@ def _handler_class(server: ShopServer) -> type[BaseHTTPRequestHandler]:
             return None
 
         # -------------------------------------------------------------- routes
+        def _refused(self) -> bool:
+            """Refuse (403) a request from another site (see agentropy.records.loopback)."""
+            reason = refusal(self.headers, self.server.server_address[1], self.command)
+            if reason:
+                length = self.headers.get("Content-Length", "0")
+                self._drain(int(length) if length.isdigit() else 0)
+                self._error(HTTPStatus.FORBIDDEN, reason)
+            return bool(reason)
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self._refused():
+                return
             path = urllib.parse.urlsplit(self.path).path
             if path == "/":
                 self._send(HTTPStatus.OK, self._index())
@@ -309,6 +322,8 @@ def _handler_class(server: ShopServer) -> type[BaseHTTPRequestHandler]:
             self._send(HTTPStatus.OK, page)
 
         def do_POST(self) -> None:  # noqa: N802
+            if self._refused():
+                return
             path = urllib.parse.urlsplit(self.path).path
             form = self._form()
             if form is None:

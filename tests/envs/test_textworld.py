@@ -190,3 +190,25 @@ def test_splits_are_disjoint_seed_ranges_and_kwargs_are_checked():
         TextWorldEnv(game="coin", params={"rooms": 3})
     with pytest.raises(ValueError, match="num_games"):
         TextWorldEnv(game="coin", num_games=0)
+
+
+def test_the_parsers_refusals_are_invalid_without_admissibility_checks():
+    """With ``check_admissible=False`` the engine judges the command: its parser's refusals
+    (unknown verb, absent object, incomplete command, no exit) are invalid turns, as in
+    ScienceWorld and ALFWorld; commands it carries out are valid."""
+    env = _make(check_admissible=False)
+    try:
+        obs, info = env.reset(seed=0)
+        for action in ["dance", "take unicorn", "move west", "xyzzy"]:
+            obs, _, _, _, info = env.step(action)
+            assert info["action_is_valid"] is False, (action, obs)
+            assert info["invalid_reason"] == "the engine did not understand the command"
+        exits = [c for c in info["admissible_commands"] if c.startswith("go ")]
+        blocked = next(f"go {d}" for d in ("north", "south", "east", "west") if f"go {d}" not in exits)
+        obs, _, _, _, info = env.step(blocked)
+        assert info["action_is_valid"] is False and "can't go that way" in obs
+        for action in ["inventory", "look", exits[0]]:
+            obs, _, _, _, info = env.step(action)
+            assert info["action_is_valid"] is True and info["invalid_reason"] == "", (action, obs)
+    finally:
+        env.close()

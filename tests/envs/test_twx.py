@@ -80,3 +80,20 @@ def test_gold_expert_for_other_games_and_explicit_choice():
         assert info["expert_action"] is not None  # the engine's gold path
     finally:
         env.close()
+
+
+def test_unknown_actions_are_invalid_without_admissibility_checks():
+    """With ``check_admissible=False`` the engine judges the command: its "Unknown action"
+    answer is an invalid turn (as in ScienceWorld and ALFWorld); an admissible one is valid."""
+    env = gym.make("agentropy/TWX-v0", game="coin", check_admissible=False)
+    try:
+        _, info = env.reset(seed=0)
+        for action in ["dance", "take unicorn", "go to the moon"]:
+            obs, _, _, _, info = env.step(action)
+            assert obs.startswith("Unknown action") and info["action_is_valid"] is False, action
+            assert info["invalid_reason"] == "the engine did not understand the command"
+        for action in ["inventory", "look around", info["admissible_commands"][0]]:
+            obs, _, _, _, info = env.step(action)
+            assert info["action_is_valid"] is True and info["invalid_reason"] == "", (action, obs)
+    finally:
+        env.close()

@@ -597,3 +597,41 @@ def test_play_expert_records_wins(tmp_path):
     stored = read_episodes(tmp_path / "episodes.jsonl")
     assert [r.task_id for r in stored] == [r.task_id for r in records]
     assert all(r.task_id.startswith("shop/") and r.score == 1.0 for r in stored)
+
+
+def _request(server, method, path, headers, body=b""):
+    import http.client
+
+    port = int(server.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_host=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_http_foreign_hosts_and_cross_site_forms_are_refused(server):
+    """DNS rebinding (a foreign Host) and a cross-origin form POST from a page in the user's
+    browser are refused; the shop's own pages and plain clients are served."""
+    url = server.new_session_url(split="test", goal=8)
+    path, ours = "/s/" + url.rsplit("/", 1)[1], url.split("//", 1)[1].split("/", 1)[0]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = b"query=shampoo"
+    assert _request(server, "GET", path, {"Host": "evil.example"})[0] == 403
+    assert _request(server, "GET", path, {"Host": f"rebound.example:{ours.rsplit(':', 1)[1]}"})[0] == 403
+    assert _request(server, "GET", path, {"Host": ours})[0] == 200
+    refused = [{"Origin": "http://evil.example"}, {"Referer": "http://evil.example/page"},
+               {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}]
+    for extra in refused:
+        status, page = _request(server, "POST", path, {"Host": ours, **form, **extra}, body)
+        assert status == 403 and "cross-origin request" in page, extra
+    assert server.session(path.rsplit("/", 1)[1]).session.view().kind == "search"  # nothing done
+    for extra in [{"Origin": f"http://{ours}"}, {"Referer": f"http://{ours}{path}"}, {}]:
+        fresh = "/s/" + server.new_session_url(split="test", goal=8).rsplit("/", 1)[1]
+        assert _request(server, "POST", fresh, {"Host": ours, **form, **extra}, body)[0] == 303, extra

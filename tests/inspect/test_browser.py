@@ -101,6 +101,8 @@ def test_served_viewer_end_to_end(page, hostile_run, tmp_path):
         assert f"say {SCRIPT}" in turn.locator(".action").inner_text()
         assert TEXTAREA in turn.inner_text() and IMG in turn.inner_text()
         assert "café — 漢字 🙂" in turn.inner_text()
+        # A bidirectional override shows as an escape; it cannot reorder the page's text.
+        assert "\\u202eevil\\u202c" in turn.inner_text() and "\u202e" not in turn.inner_text()
         assert "backend died" in page.inner_text(".ep-head")
         _assert_hostile_text_is_inert(page, scripts=1)
 

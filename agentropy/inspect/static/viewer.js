@@ -21,10 +21,15 @@
     add(el, ...kids);
     return el;
   }
+  // Bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) would reorder the text
+  // around them: every text node shows them as \uNNNN, as the terminal view does
+  // (agentropy/inspect/terminal.py, _CONTROL).
+  const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+  const visible = (s) => s.replace(BIDI, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
   function add(el, ...kids) {
     for (const k of kids.flat(Infinity)) {
       if (k === null || k === undefined || k === false) continue;
-      el.appendChild(k instanceof Node ? k : document.createTextNode(String(k)));
+      el.appendChild(k instanceof Node ? k : document.createTextNode(visible(String(k))));
     }
     return el;
   }
