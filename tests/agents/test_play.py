@@ -28,6 +28,13 @@ def test_play_a_model_and_record(tiny_model_dir, tmp_path):
         turn = record.turns[0]
         assert turn.prompt.startswith("<|im_start|>system") and turn.observation.strip() in turn.prompt
         assert len(turn.tokens) == len(turn.token_entropies) <= 8
+    # An untrained model's completions are malformed: their turns record the format's reason
+    # before the env's ("format: ...; env: ..."), and a re-run still reproduces every episode.
+    assert any(t.invalid_reason.startswith("format: ") for r in records for t in r.turns)
+    rerun = subprocess.run([sys.executable, "-m", "agentropy.cli", "rerun", str(tmp_path), "--all"],
+                           capture_output=True, text=True, env=ENV, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "3 identical, 0 different" in rerun.stdout
 
 
 def test_play_model_needs_a_model():

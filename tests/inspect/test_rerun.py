@@ -4,8 +4,10 @@ with a record is reported at the right turn."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
+from agentropy.envs.webshop import store as webshop_store
 
 from agentropy.cli import main
 from agentropy.inspect.rerun import Rerunner, RerunRefused, rerun
@@ -112,6 +114,44 @@ def test_an_env_that_cannot_be_made_is_an_error_not_a_crash(runner, recorded):
 def test_an_unknown_env_id_is_refused(runner, recorded):
     with pytest.raises(RerunRefused, match="'agentropy/Gone-v0' is not an agentropy env"):
         runner.rerun(dataclasses.replace(recorded, env_id="agentropy/Gone-v0"))
+
+
+def test_a_record_cannot_import_a_module_or_pass_any_keyword(runner, recorded, tmp_path):
+    # gymnasium.make would import "this" for an id "this:X-v0"; the re-run refuses it first.
+    assert "this" not in sys.modules
+    with pytest.raises(RerunRefused, match="'this:X-v0' is not an agentropy env"):
+        runner.rerun(dataclasses.replace(recorded, env_id="this:X-v0"))
+    assert "this" not in sys.modules
+    with pytest.raises(RerunRefused, match="keyword 'data_path' is not re-run from a record"):
+        runner.rerun(dataclasses.replace(recorded, env_kwargs={**recorded.env_kwargs,
+                                                               "data_path": str(tmp_path)}))
+    with pytest.raises(RerunRefused, match="max_episode_steps must be an int"):
+        runner.rerun(dataclasses.replace(recorded, env_kwargs={"max_episode_steps": "9"}))
+
+
+def test_a_recorded_cache_dir_is_ignored(tmp_path, monkeypatch):
+    # WebShop writes its catalog under cache_dir: where the recording machine kept its caches
+    # must not choose where this one writes.
+    kwargs = {"split": "test", "num_products": 1000}
+    (record,) = play("agentropy/WebShop-v0", agent="random", episodes=1, out_dir=tmp_path / "run",
+                     env_kwargs=kwargs, seed=3, max_turns=3)
+    monkeypatch.setattr(webshop_store, "_SHOPS", {})  # load the shop again, from a disk cache
+    chosen = tmp_path / "chosen"
+    crafted = dataclasses.replace(record, env_kwargs={**record.env_kwargs, "cache_dir": str(chosen)})
+    with Rerunner() as runner:
+        report = runner.rerun(crafted)
+    assert report.identical, report.describe()
+    assert not chosen.exists()
+
+
+def test_a_refused_folder_is_one_line_and_exit_2(tmp_path, recorded, capsys):
+    with EpisodeLog(tmp_path / "episodes.jsonl") as log:
+        log.append(recorded)
+        log.append(dataclasses.replace(recorded, episode_id="evil", env_id="this:X-v0"))
+    assert main(["rerun", str(tmp_path), "--all"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "episode evil: env id 'this:X-v0' is not an agentropy env" in err
+    assert "this" not in sys.modules
 
 
 def test_the_command_line_exit_code_says_whether_all_reproduced(tmp_path, played_run, recorded,
