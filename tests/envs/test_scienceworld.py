@@ -3,11 +3,16 @@ admissible-commands mode, the ambiguity dialog, the caches, and the JVM's heap c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import pytest
 from agentropy.envs.scienceworld import SCIENCE_TASKS, ScienceWorldEnv
 
 from agentropy import envs  # noqa: F401
+from agentropy.records.episodes import read_episodes
 
 FAST_GOLD_TASKS = ["find-animal", "lifespan-longest-lived", "power-component", "chemistry-mix"]
 
@@ -172,3 +177,31 @@ def test_all_thirty_tasks_and_disjoint_splits():
         assert info["task_id"].split("/")[1] in SCIENCE_TASKS and info["task"]
     finally:
         env.close()
+
+
+def _play_in_a_fresh_process(out_dir, one_cpu: bool = False) -> list[tuple]:
+    """Seeded find-animal episodes played by `agentropy play` in a new Python process (a new JVM),
+    optionally pinned to one CPU (a JVM there starts fewer threads, as on a smaller machine)."""
+
+    def pin() -> None:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    done = subprocess.run(
+        [sys.executable, "-m", "agentropy.cli", "play", "--env", "agentropy/ScienceWorld-v0",
+         "--kwargs", '{"tasks": "find-animal"}', "--agent", "random", "--episodes", "4",
+         "--seed", "0", "--max-turns", "4", "--out", str(out_dir)],
+        capture_output=True, text=True, timeout=600, preexec_fn=pin if one_cpu else None)
+    assert done.returncode == 0, done.stderr
+    return [(r.task_id, r.seed, [(t.observation, t.action, t.reward) for t in r.turns])
+            for r in read_episodes(out_dir / "episodes.jsonl")]
+
+
+@pytest.mark.slow
+def test_seeded_episodes_are_identical_across_processes(tmp_path):
+    """The engine lists a room's objects in the order of the JVM's identity hashes, which follow
+    the order in which the JVM started its threads: without DETERMINISTIC_JVM_OPTIONS two
+    processes (here one of them on one CPU) showed the same seeded room differently."""
+    first = _play_in_a_fresh_process(tmp_path / "a")
+    second = _play_in_a_fresh_process(tmp_path / "b", one_cpu=True)
+    assert len(first) == 4 and all(turns for _, _, turns in first)
+    assert first == second
