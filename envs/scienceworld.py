@@ -47,6 +47,7 @@ from typing import Any
 
 from agentropy.envs.cache import default_cache_dir, read_json, write_json_atomic
 from agentropy.envs.core import EngineState, TextEnv
+from agentropy.envs.jvm import engine_calls, quiet_py4j, stop_jvm
 
 __all__ = ["SCIENCE_TASKS", "SIMPLIFICATIONS", "ScienceWorldEnv"]
 
@@ -136,6 +137,7 @@ class _Engine:
         from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
         from scienceworld.constants import BASEPATH, JAR_PATH
 
+        quiet_py4j()
         port, proc = launch_gateway(
             classpath=JAR_PATH, die_on_exit=True, cwd=BASEPATH,
             javaopts=[f"-Xmx{heap_mb}m", *DETERMINISTIC_JVM_OPTIONS], return_proc=True,
@@ -147,8 +149,12 @@ class _Engine:
             )
             self.server = self.gateway.jvm.scienceworld.runtime.pythonapi.PythonInterface()
         except Exception:
-            self._stop_process()
+            stop_jvm(proc)
             raise
+
+    def calls(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap calls into the engine: a dead JVM raises :class:`JVMExited` saying so."""
+        return engine_calls(self.process, "ScienceWorld")
 
     def load(self, task: str, variation: int, simplification: str, gold: bool) -> None:
         error = self.server.load(task, variation, simplification, gold)
@@ -156,23 +162,13 @@ class _Engine:
             raise RuntimeError(f"ScienceWorld could not load {task} variation {variation}: {error}")
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.gateway.shutdown()
-        self._stop_process()
-
-    def _stop_process(self) -> None:
-        proc = self.process
-        if proc.stdin is not None:  # --die-on-broken-pipe: closing stdin ends the JVM
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        if self.process.poll() is None:  # a dead JVM cannot be asked to shut down
+            with contextlib.suppress(Exception):
+                self.gateway.shutdown()
+        else:
+            with contextlib.suppress(Exception):
+                self.gateway.close()
+        stop_jvm(self.process)
 
 
 class ScienceWorldEnv(TextEnv):
@@ -286,34 +282,36 @@ class ScienceWorldEnv(TextEnv):
 
     def _engine_reset(self, index: int, options: Mapping[str, Any]) -> tuple[str, str, EngineState]:
         assert self._engine is not None
-        task, variation = self.task_list[index]
-        if self._pristine != (task, variation):  # else the loaded game is untouched: keep it
-            self._gold = self._load(task, variation)
-            self._pristine = (task, variation)
-        self._gold_pos = 0
-        self._on_gold_path = self.expert
-        # The first observation is the room, as the package gives it ("look around" is free).
-        observation = self._engine.server.step("look around")
-        description = self._engine.server.getTaskDescription()
-        task_id = f"science/{task}/{self.split}/{variation}"
-        return description, task_id, self._state_from(observation)
+        with self._engine.calls():
+            task, variation = self.task_list[index]
+            if self._pristine != (task, variation):  # else the loaded game is untouched: keep it
+                self._gold = self._load(task, variation)
+                self._pristine = (task, variation)
+            self._gold_pos = 0
+            self._on_gold_path = self.expert
+            # The first observation is the room, as the package gives it ("look around" is free).
+            observation = self._engine.server.step("look around")
+            description = self._engine.server.getTaskDescription()
+            task_id = f"science/{task}/{self.split}/{variation}"
+            return description, task_id, self._state_from(observation)
 
     def _engine_step(self, command: str) -> EngineState:
         assert self._engine is not None and self._state is not None
-        previous = self._state
-        expected = previous.expert_action
-        self._on_gold_path = (
-            self._on_gold_path and expected is not None and command.lower() == expected.lower()
-        )
-        self._gold_pos += 1
-        self._pristine = None
-        observation = self._engine.server.step(command)
-        if observation == _NO_MATCH and previous.admissible:
-            # Nothing happened (not even a tick): the valid actions are the same as before.
-            return dataclasses.replace(
-                self._state_from(observation, fetch=False), admissible=previous.admissible
+        with self._engine.calls():
+            previous = self._state
+            expected = previous.expert_action
+            self._on_gold_path = (
+                self._on_gold_path and expected is not None and command.lower() == expected.lower()
             )
-        return self._state_from(observation)
+            self._gold_pos += 1
+            self._pristine = None
+            observation = self._engine.server.step(command)
+            if observation == _NO_MATCH and previous.admissible:
+                # Nothing happened (not even a tick): the valid actions are the same as before.
+                return dataclasses.replace(
+                    self._state_from(observation, fetch=False), admissible=previous.admissible
+                )
+            return self._state_from(observation)
 
     def _state_from(self, observation: str, fetch: bool = True) -> EngineState:
         assert self._engine is not None

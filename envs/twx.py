@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentropy.envs.core import EngineState, TextEnv
+from agentropy.envs.jvm import engine_calls, quiet_py4j, stop_jvm
 
 __all__ = ["TWXEnv", "TWX_GAMES"]
 
@@ -155,6 +156,8 @@ class TWXEnv(TextEnv):
             raise ValueError(f"expert must be True, False, 'gold' or ('explore' for coin), got {expert!r}")
         from textworld_express import TextWorldExpressEnv
 
+        quiet_py4j()
+
         self.game = game
         self.params = _params_text(params, game)
         self.expert = expert
@@ -175,30 +178,32 @@ class TWXEnv(TextEnv):
         return len(self._seeds)
 
     def _engine_reset(self, index: int, options: Mapping[str, Any]) -> tuple[str, str, EngineState]:
-        seed = self._seeds[index]
-        gold = self.expert == "gold"
-        obs, infos = self._engine.reset(seed=seed, gameFold=self.split, generateGoldPath=gold)
-        self._gold = list(self._engine.getGoldActionSequence()) if gold else []
-        self._gold_pos = 0
-        self._on_gold_path = gold
-        self._explorer = _CoinExplorer() if self.expert == "explore" else None
-        if self._explorer is not None:
-            self._explorer.observe(infos["look"])
-        task_id = f"twx/{self.game}/{self.split}/{seed}"
-        return infos["taskDescription"], task_id, self._state_from(obs, infos)
+        with self._calls():
+            seed = self._seeds[index]
+            gold = self.expert == "gold"
+            obs, infos = self._engine.reset(seed=seed, gameFold=self.split, generateGoldPath=gold)
+            self._gold = list(self._engine.getGoldActionSequence()) if gold else []
+            self._gold_pos = 0
+            self._on_gold_path = gold
+            self._explorer = _CoinExplorer() if self.expert == "explore" else None
+            if self._explorer is not None:
+                self._explorer.observe(infos["look"])
+            task_id = f"twx/{self.game}/{self.split}/{seed}"
+            return infos["taskDescription"], task_id, self._state_from(obs, infos)
 
     def _engine_step(self, command: str) -> EngineState:
         import orjson  # textworld-express's own JSON parser (one of its dependencies)
 
-        expected = self._state.expert_action if self._state is not None else None
-        # The engine's server call: the package's step() adds two more round trips to the JVM
-        # (the task text, which we keep from reset, and bookkeeping) and a per-step history.
-        infos = orjson.loads(self._engine.server.stepJSON(command))
-        self._on_gold_path = self._on_gold_path and command == expected
-        self._gold_pos += 1
-        if self._explorer is not None:
-            self._explorer.observe(infos["look"])
-        return self._state_from(infos["observation"], infos)
+        with self._calls():
+            expected = self._state.expert_action if self._state is not None else None
+            # The engine's server call: the package's step() adds two more round trips to the JVM
+            # (the task text, which we keep from reset, and bookkeeping) and a per-step history.
+            infos = orjson.loads(self._engine.server.stepJSON(command))
+            self._on_gold_path = self._on_gold_path and command == expected
+            self._gold_pos += 1
+            if self._explorer is not None:
+                self._explorer.observe(infos["look"])
+            return self._state_from(infos["observation"], infos)
 
     def _state_from(self, obs: str, infos: Mapping[str, Any]) -> EngineState:
         valid = tuple(infos["validActions"])
@@ -223,20 +228,21 @@ class TWXEnv(TextEnv):
             extra={"game": self.game},
         )
 
+    def _java_process(self) -> subprocess.Popen | None:
+        return getattr(getattr(self._engine, "_gateway", None), "java_process", None)
+
+    def _calls(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap calls into the engine: a dead JVM raises :class:`JVMExited` saying so."""
+        return engine_calls(self._java_process(), "TextWorldExpress")
+
     def _engine_close(self) -> None:
         engine = getattr(self, "_engine", None)
         if engine is None:
             return
+        proc = self._java_process()
         self._engine = None
-        proc = getattr(engine._gateway, "java_process", None)
-        with contextlib.suppress(Exception):
-            engine.close()
+        if proc is None or proc.poll() is None:  # a dead JVM cannot be asked to shut down
+            with contextlib.suppress(Exception):
+                engine.close()
         if proc is not None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            for pipe in (proc.stdin, proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()
+            stop_jvm(proc)

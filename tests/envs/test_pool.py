@@ -199,9 +199,10 @@ def test_worker_killed_mid_batch_with_its_jvm(worker_pool, no_leftovers):
     ids=["twx", "science"],
 )
 @parametrize_backends
-def test_jvm_killed_mid_batch(worker_pool, no_leftovers, jvm_spec):
+def test_jvm_killed_mid_batch(worker_pool, no_leftovers, jvm_spec, capfd):
     """kill -9 the JVM of one slot while its worker is busy with another slot: that slot fails
-    with the env's error, the worker stays, and a reset brings the slot back."""
+    with the env's error naming the JVM, the worker logs one line for it (py4j's tracebacks go to
+    DEBUG), the worker stays, and a reset brings the slot back."""
     specs = [ECHO, jvm_spec, jvm_spec]  # worker 0: slots 0 (echo) and 2 (JVM); worker 1: slot 1
     with worker_pool(specs, num_workers=2, timeout_s=120) as pool:
         first = pool.reset([0, 1, 2], [0, 1, 2])
@@ -214,7 +215,13 @@ def test_jvm_killed_mid_batch(worker_pool, no_leftovers, jvm_spec):
         killer.join()
         assert results[0].observation == "echo sleep 3 1" and not results[0].failure
         assert not results[1].failure and results[1].info["action_is_valid"]
-        assert results[2].failure.startswith("env error: ")
+        engine = "TextWorldExpress" if jvm_spec is TWX else "ScienceWorld"
+        why = f"the {engine} JVM (pid {jvm}) has exited: killed by SIGKILL"
+        assert results[2].failure == f"env error: agentropy.envs.jvm.JVMExited: {why}"
+        if worker_pool.backend == "subprocess":  # the worker's stderr is this process's
+            err = capfd.readouterr().err
+            assert f"slot 2: step failed: {why}\n" in err
+            assert "Traceback" not in err and "py4j" not in err, err
         assert pool.worker_pids()[0] == worker
         again = pool.reset([2], [2])
         assert not again[0].failure and again[0].observation == first[2].observation
