@@ -147,3 +147,27 @@ def test_a_missing_page_or_section_is_reported():
     found = problems_in(ROOT / "tests" / "probe.py", body)
     assert any("no_such_page.md" in p for p in found), found
     assert any("section 99" in p for p in found), found
+
+
+def test_the_learner_page_matches_the_recipes_registries_and_method_configs():
+    """docs/algorithms.md section 15 lists every recipe; every registered advantage estimator,
+    policy loss and learner part is named; every knob of a wired method's config is documented."""
+    import dataclasses
+
+    from agentropy.configs import methods
+    from agentropy.configs.parts import names
+    from agentropy.configs.schema import AlgorithmConfig
+
+    text = (ROOT / "docs" / "algorithms.md").read_text()
+    table = text[text.index("## 15. Every learner"):]
+    listed = re.findall(r"^\| `algorithm=(\w+)` \|", table, re.M)
+    assert sorted(listed) == sorted(p.stem for p in (ROOT / "configs" / "algorithm").glob("*.yaml"))
+    for kind in ("advantage estimator", "policy loss", "learner part"):
+        assert [n for n in names(kind) if f"`{n}`" not in text] == [], kind
+    undocumented = []
+    for field in dataclasses.fields(AlgorithmConfig):
+        config = getattr(AlgorithmConfig(), field.name)
+        if type(config).__module__ == methods.__name__:
+            undocumented += [f"{field.name}.{knob.name}" for knob in dataclasses.fields(config)
+                             if f"`{field.name}.{knob.name}`" not in text]
+    assert undocumented == []
