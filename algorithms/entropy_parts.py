@@ -26,6 +26,9 @@ micro-batch).
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,16 +38,24 @@ from agentropy.algorithms.advantages import AdvantageInputs, AdvantageOutput
 from agentropy.algorithms.memory import split_lm
 from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
 from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS
+from agentropy.algorithms.regularizers import KL_WEIGHT
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
-    from agentropy.configs.methods import AepoAConfig, HapoConfig, LpRegConfig, SirenConfig, SteerConfig
+    from agentropy.configs.methods import (
+        AepoAConfig,
+        AresConfig,
+        HapoConfig,
+        LpRegConfig,
+        SirenConfig,
+        SteerConfig,
+    )
     from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 
-__all__ = ["AepoAPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon", "completion_logits",
-           "hapo"]
+__all__ = ["AepoAPart", "AresPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon",
+           "completion_logits", "hapo", "trigger_token_ids"]
 
 OLD_ENTROPY = "old_entropy"
 LP_PROXY = "lp_reg_proxy_logprobs"
@@ -92,6 +103,156 @@ class _OldEntropy(LearnerPart):
 
     def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
         return {OLD_ENTROPY: fw.entropy}
+
+
+# --------------------------------------------------------------------------------------------- ARES
+
+
+class AresPart(_OldEntropy):
+    """ARES's RL part: difficulty-aware entropy shaping of the scores and a per-difficulty KL
+    weight (Chen et al. 2025, arXiv 2510.08457; the released code's form, paper UNVERIFIED).
+
+    Multi-turn mapping (docs/algorithms.md section 14.7): a trajectory is a response. Before the
+    advantages, each trajectory gets
+
+    - N, its high-window-entropy trigger count over all its rows: completion positions whose
+      window entropy (the old policy's full entropy of the next ``window`` tokens) is >= theta
+      and whose sampled token is a trigger word (every token when ``trigger_words`` is None);
+    - its bucket from its group's success rate (easy >= 2/3, medium >= 1/3, hard);
+    - the entropy reward of :func:`~agentropy.algorithms.entropy_methods.ares_entropy_reward`
+      against the bucket's target N* with the bucket's alpha, times ``reward.scale`` (ARES's
+      accuracy reward is 1, ours ``scale`` x won), added to the score of each of its rows.
+
+    theta starts as the first batch's mean over rows of each row's ``threshold_percentile``
+    percentile of window entropy (the code uses validation responses) and follows the median of
+    that per-row value by EMA; N* starts as the first batch's rounded bucket means. Then alpha
+    and N* take :func:`~agentropy.algorithms.entropy_methods.ares_alpha_update`. The KL term of
+    each row is weighted by its bucket's beta (the ``kl_weight`` column), and beta follows
+    :func:`~agentropy.algorithms.entropy_methods.ares_kl_update` from the mean per-row KL of each
+    bucket in the on-policy passes (only with ``kl.coef`` > 0). Step rewards (GiGPO's step
+    term) are not shaped. Logs ``ares/theta``, ``ares/count``, ``ares/bonus``,
+    ``ares/alpha_<bucket>``, ``ares/target_<bucket>``, ``ares/beta_<bucket>``.
+    """
+
+    BUCKETS = ("easy", "medium", "hard")
+    BUCKET = "ares_bucket"
+
+    def __init__(self, cfg: AresConfig, reward_scale: float, trigger_ids: Tensor | None) -> None:
+        self.cfg = cfg
+        self.reward_scale = reward_scale
+        self.trigger_ids = trigger_ids
+        self.alpha = torch.full((3,), cfg.alpha_init, dtype=torch.float64)
+        self.target: Tensor | None = None
+        self.theta: float | None = None
+        self.kl_state = em.AresKLState()
+
+    def shape_scores(self, batch: TokenBatch, signals: RewardSignals, step: int,
+                     tally: Tally) -> tuple[TokenBatch, RewardSignals]:
+        cfg = self.cfg
+        mask = batch.loss_mask
+        window = em.ares_window_entropy(batch.columns[OLD_ENTROPY].double(), mask, window=cfg.window)
+        has = mask.any(dim=-1)
+        per_row = torch.stack([torch.quantile(window[i][mask[i].bool()], cfg.threshold_percentile / 100)
+                               for i in torch.nonzero(has).flatten().tolist()]) if has.any() else None
+        if per_row is not None:
+            value = float(per_row.median()) if self.theta is not None else float(per_row.mean())
+            self.theta = value if self.theta is None else em.ares_threshold_update(
+                self.theta, value, momentum=cfg.threshold_momentum)
+        theta = self.theta if self.theta is not None else float("inf")
+        trigger = (torch.ones_like(mask, dtype=torch.bool) if self.trigger_ids is None
+                   else torch.isin(batch.input_ids, self.trigger_ids.to(batch.input_ids.device)))
+        row_count = em.ares_hwe_count(window, trigger, mask, theta)
+
+        # Per trajectory: its count, success, and its group's success rate.
+        traj, won, group = fn.trajectory_scores(batch.success.double(), batch.traj_index, batch.group_index)
+        count = torch.zeros_like(won).index_add_(0, traj, row_count)
+        _, group_dense = torch.unique(group, return_inverse=True)
+        size = torch.zeros(int(group_dense.max()) + 1, dtype=won.dtype, device=won.device)
+        size.index_add_(0, group_dense, torch.ones_like(won))
+        rate = torch.zeros_like(size).index_add_(0, group_dense, won) / size
+        bucket = em.ares_difficulty_bucket(rate[group_dense])
+        device = won.device
+        seen = torch.stack([(bucket == b).any() for b in range(3)]).cpu()
+        mean_count = torch.stack([count[bucket == b].mean() if seen[b] else count.new_zeros(())
+                                  for b in range(3)]).cpu()
+        if self.target is None:
+            self.target = torch.round(mean_count)
+        observed = torch.where(seen, mean_count, self.target)  # an absent bucket keeps its target
+        bonus = em.ares_entropy_reward(count, self.target.to(device)[bucket], bucket, won > 0.5,
+                                       self.alpha.to(device)[bucket]) * self.reward_scale
+        self.alpha, self.target = em.ares_alpha_update(
+            self.alpha, self.target, observed, lr=cfg.alpha_lr, alpha_max=cfg.alpha_max,
+            as_released=cfg.as_released_alpha)
+
+        beta = torch.tensor(self.kl_state.log_beta, dtype=torch.float64).exp()
+        row_bucket = bucket[traj]
+        columns = {KL_WEIGHT: beta.to(device)[row_bucket][:, None].expand(mask.shape).to(mask.device),
+                   self.BUCKET: row_bucket[:, None].expand(mask.shape).double()}
+        tally.add("ares/theta", theta if math.isfinite(theta) else 0.0)
+        tally.add("ares/count", count.mean())
+        tally.add("ares/bonus", bonus.mean())
+        for b, name in enumerate(self.BUCKETS):
+            tally.add(f"ares/alpha_{name}", float(self.alpha[b]))
+            tally.add(f"ares/target_{name}", float(self.target[b]))
+            tally.add(f"ares/beta_{name}", float(beta[b]))
+        scores = signals.scores + bonus[traj].to(signals.scores.dtype)
+        return batch.replace(**columns), dataclasses.replace(signals, scores=scores)
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        bucket = micro.columns.get(self.BUCKET)
+        if ctx.prefix != "actor" or bucket is None or micro.ref_logprobs is None:
+            return []
+        mask = micro.loss_mask
+        kl = fn.kl_k3(fw.logp.detach(), micro.ref_logprobs) * mask
+        row_kl = kl.sum(-1) / mask.sum(-1).clamp_min(1)
+        row_bucket = bucket[:, 0].long()
+        has = mask.any(dim=-1)
+        for b, name in enumerate(self.BUCKETS):
+            rows_b = has & (row_bucket == b)
+            if rows_b.any():
+                ctx.tally.add(f"ares/kl_{name}", row_kl[rows_b].sum(), rows_b.sum())
+        return []
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        cfg = self.cfg
+        measured = tuple(tally.get(f"ares/kl_{name}") for name in self.BUCKETS)
+        if any(x is not None for x in measured):
+            self.kl_state = em.ares_kl_update(
+                self.kl_state, measured, target=cfg.kl_target, kl_momentum=cfg.kl_momentum,
+                err_momentum=cfg.kl_momentum, lr=cfg.kl_lr, err_clip=cfg.kl_err_clip,
+                deadzone=cfg.kl_deadzone, every=cfg.kl_every)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ares": {"alpha": self.alpha.tolist(),
+                         "target": None if self.target is None else self.target.tolist(),
+                         "theta": self.theta, "kl": dataclasses.asdict(self.kl_state)}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["ares"]
+        self.alpha = torch.tensor(saved["alpha"], dtype=torch.float64)
+        self.target = None if saved["target"] is None else torch.tensor(saved["target"], dtype=torch.float64)
+        self.theta = saved["theta"]
+        self.kl_state = em.AresKLState(**{k: tuple(v) if isinstance(v, list) else v
+                                          for k, v in saved["kl"].items()})
+
+
+def trigger_token_ids(tokenizer: Any, words: Sequence[str]) -> Tensor:
+    """The ids of the vocabulary's tokens that decode to one of ``words`` (stripped, lower-cased)."""
+    wanted = {w.strip().lower() for w in words}
+    ids = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).strip().lower() in wanted]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+@LEARNER_PARTS.register("ares")
+def _ares(cfg: AlgorithmConfig, ctx: PartContext) -> AresPart | None:
+    if not cfg.ares.enabled:
+        return None
+    trigger_ids = None
+    if cfg.ares.trigger_words is not None:
+        if ctx.tokenizer is None:
+            raise ValueError("algorithm.ares.trigger_words needs the learner's tokenizer")
+        trigger_ids = trigger_token_ids(ctx.tokenizer, cfg.ares.trigger_words)
+    return AresPart(cfg.ares, cfg.reward.scale, trigger_ids)
 
 
 # -------------------------------------------------------------------------------------------- SIREN

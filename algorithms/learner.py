@@ -6,7 +6,8 @@
 2. the old-policy pass without gradients: behaviour log-probs (recomputed, as verl does, or the
    sampler's), token entropies when the estimator needs them, and the columns the parts fill
    (the critic's values, the KL term's reference log-probs);
-3. advantages from the registered estimator named by ``cfg.advantage``;
+3. the parts' ``shape_scores`` (ARES adds its entropy reward), then advantages from the
+   registered estimator named by ``cfg.advantage``;
 4. the response filters (their rows keep their scores but lose their loss);
 5. the parts' ``before_update`` (SPEAR: the baseline, and a replay batch if the trigger fires);
 6. PPO epochs of shuffled mini-batches, each one optimizer step: per micro-batch a forward
@@ -146,7 +147,7 @@ class Learner:
         ctx = PartContext(model=model, device=self.device, total_steps=total_steps, max_seq_len=max_seq_len,
                           needs=self.needs, generator=self.generator, lr_factor=self._lr_factor,
                           ref_model=ref_model, value_model=value_model, forward=self._forward,
-                          compute_dtype=self.compute_dtype)
+                          compute_dtype=self.compute_dtype, tokenizer=tokenizer)
         built = {name: LEARNER_PARTS.get(name)(cfg, ctx) for name in names("learner part")}
         #: name -> part, for the parts this config uses
         self.parts: dict[str, LearnerPart] = {k: v for k, v in built.items() if v is not None}
@@ -204,7 +205,9 @@ class Learner:
         # 2. The old-policy pass: behaviour log-probs, entropies, the parts' columns.
         batch, old_entropy = self._old_policy_pass(batch)
 
-        # 3. Advantages.
+        # 3. Advantages, from the scores as the parts shape them (ARES's entropy reward).
+        for part in parts:
+            batch, signals = part.shape_scores(batch, signals, step, tally)
         adv = self.advantage_fn(batch, cfg, AdvantageInputs(signals, old_entropy, batch.values))
         batch = batch.replace(advantages=adv.advantages, returns=adv.returns)
         mask = batch.loss_mask.to(adv.advantages.dtype)

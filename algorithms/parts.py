@@ -18,7 +18,9 @@ The fixed points of ``Learner.update``, in order:
 1. the old-policy pass (no gradient): :meth:`LearnerPart.old_columns` names the batch columns a
    part fills, :meth:`LearnerPart.old_hidden` asks the policy's forward for its last hidden
    state, and :meth:`LearnerPart.old_pass` returns the columns of one micro-batch;
-2. after the advantages and filters: :meth:`LearnerPart.before_update`;
+2. after the old-policy pass, before the advantages: :meth:`LearnerPart.shape_scores` (ARES adds
+   its entropy reward to the scores and sets a per-token KL weight column);
+   after the advantages and filters: :meth:`LearnerPart.before_update`;
 3. per optimizer step: :meth:`LearnerPart.zero_grad`; per micro-batch
    :meth:`LearnerPart.wants_hidden` / ``entropy_grad`` shape the forward pass,
    :meth:`LearnerPart.token_loss` rewrites the registered policy loss's per-token matrix before
@@ -96,6 +98,7 @@ class PartContext:
         value_model: a separate critic given to the learner, or None.
         forward: the learner's forward pass ``(model, micro_batch, *, hidden, entropy_grad)``.
         compute_dtype: the dtype the forward passes run in (a reference copy is stored in it).
+        tokenizer: the policy's tokenizer, or None when the learner was given none.
     """
 
     model: nn.Module
@@ -109,6 +112,7 @@ class PartContext:
     value_model: nn.Module | None = None
     forward: Callable[..., Any] | None = None
     compute_dtype: torch.dtype | None = None
+    tokenizer: Any = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,14 @@ class LearnerPart:
         return {}
 
     # -- the update --------------------------------------------------------------------------
+    def shape_scores(self, batch: TokenBatch, signals: RewardSignals, step: int,
+                     tally: Tally) -> tuple[TokenBatch, RewardSignals]:
+        """After the old-policy pass (``batch`` has ``old_logprobs`` and the parts' columns),
+        before the advantages: the signals the advantage estimator sees, and the batch with any
+        columns this part sets for the passes (e.g. ``kl_weight``). The parts in order, each given
+        the previous one's result; the default returns both unchanged."""
+        return batch, signals
+
     def before_update(self, batch: TokenBatch, signals: RewardSignals, step: int, tally: Tally,
                       labels: Sequence[str] | None) -> None:
         """After advantages and filters: ``batch`` has ``advantages`` and ``old_logprobs``.

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from agentropy.algorithms.data import TokenBatch
     from agentropy.configs.schema import AlgorithmConfig, KLConfig
 
-__all__ = ["EntropyTerm", "EntropyBonus", "EntropyPart", "KLController", "KLPart"]
+__all__ = ["KL_WEIGHT", "EntropyBonus", "EntropyPart", "EntropyTerm", "KLController", "KLPart"]
 
 
 class EntropyTerm(Protocol):
@@ -139,8 +139,13 @@ def _entropy_bonus(cfg: AlgorithmConfig, ctx: PartContext) -> EntropyPart | None
     return None if cfg.epo.enabled else EntropyPart(EntropyBonus(cfg.entropy_coef))
 
 
+#: The batch column a part may set to scale each token's KL term (ARES); absent means 1.
+KL_WEIGHT = "kl_weight"
+
+
 class KLPart(LearnerPart):
-    """The KL-to-reference term: k3 against a frozen reference, weighted like the policy loss.
+    """The KL-to-reference term: k3 against a frozen reference, weighted like the policy loss
+    (times the ``kl_weight`` column when a part sets one).
 
     The reference is the model given to the learner, or a frozen copy of the policy as it is
     when the learner is built, in the compute dtype on the training device or, with
@@ -174,7 +179,10 @@ class KLPart(LearnerPart):
         if coef <= 0 or micro.ref_logprobs is None:
             return []
         kl_ref = kl_k3(fw.logp, micro.ref_logprobs) * micro.loss_mask
-        kl = (kl_ref * ctx.weights()[rows, :micro.seq_len]).sum()
+        weights = ctx.weights()[rows, :micro.seq_len]
+        if KL_WEIGHT in micro.columns:  # a part's per-token factor (ARES's per-difficulty beta)
+            weights = weights * micro.columns[KL_WEIGHT].to(weights.dtype)
+        kl = (kl_ref * weights).sum()
         ctx.tally.add(f"{ctx.prefix}/kl_ref", kl_ref.sum(), micro.loss_mask.sum())
         return [LossTerm("loss_kl", kl, coef=coef)]
 

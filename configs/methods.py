@@ -312,6 +312,13 @@ class AresConfig:
     ``kl_lr = 0`` (every bucket keeps beta = 1).
     """
 
+    enabled: bool = False
+    """the ``ares`` learner part: entropy shaping of the scores and per-difficulty KL weights
+    (``algorithm=ares``)"""
+    trigger_words: list[str] | None = None
+    """words whose sampled tokens can count as high-window-entropy triggers (compared stripped and
+    lower-cased; needs the learner's tokenizer). None: every completion token can (our default for
+    agent text: the released list is English reasoning markers, docs/algorithms.md section 14.7)"""
     window: int = 4
     """window entropy over the next w tokens (worker.rollout.window_size)"""
     threshold_percentile: float = 95.0

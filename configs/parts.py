@@ -61,6 +61,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "siren": _ENTROPY_PARTS,
         "lp_reg": _ENTROPY_PARTS,
         "steer": _ENTROPY_PARTS,
+        "ares": _ENTROPY_PARTS,
     },
     "model backend": {
         "hf": _BACKENDS,

@@ -22,6 +22,7 @@ from typing import Any
 from agentropy.configs.errors import ConfigError
 from agentropy.configs.methods import (
     AepoAConfig,
+    AresConfig,
     CanonConfig,
     HapoConfig,
     LpRegConfig,
@@ -614,6 +615,8 @@ class AlgorithmConfig:
     """HAPO's advantage and adaptive clipping (``algorithm=hapo``)"""
     aepo_a: AepoAConfig = field(default_factory=AepoAConfig)
     """AEPO-A's entropy-balanced optimisation (``algorithm=aepo_a``)"""
+    ares: AresConfig = field(default_factory=AresConfig)
+    """ARES's entropy shaping and per-difficulty KL weights (``algorithm=ares``)"""
     filters: FilterConfig = field(default_factory=FilterConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     lr: float = 1e-6

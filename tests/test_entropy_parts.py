@@ -27,6 +27,7 @@ METHODS = {
     "canon": ("canon", cm.CanonConfig, {"advantage": "canon"}),
     "hapo": ("hapo", cm.HapoConfig, {"advantage": "hapo"}),
     "aepo_a": ("aepo_a", cm.AepoAConfig, {}),
+    "ares": ("ares", cm.AresConfig, {}),
 }
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -200,7 +201,7 @@ def test_canon_splits_each_group_by_the_metric():
 
 # ------------------------------------------------------------------------------------------- HAPO
 
-@pytest.mark.parametrize("method", ["hapo", "canon"])
+@pytest.mark.parametrize("method", ["hapo", "canon", "ares"])
 def test_micro_batch_size_does_not_change_the_update(tiny_model_dir, batch, method):
     # the statistics are the batch's (HAPO's entropy normalisation, CANON's halves), so the
     # accumulated gradient is the same for micro-batches of 1, 3 and all rows
@@ -254,3 +255,112 @@ def test_aepo_a_changes_the_policy_loss_and_refuses_branching(tiny_model_dir, ba
     assert with_aepo["actor/loss_policy"] != pytest.approx(without["actor/loss_policy"], rel=1e-6)
     with pytest.raises(ConfigError, match=r"algorithm\.aepo_a\.branching"):
         load_config(["algorithm=aepo_a", "algorithm.aepo_a.branching=true"])
+
+
+# ------------------------------------------------------------------------------------------- ARES
+
+def _ares_case():
+    """Five rows: trajectory 0 has two (group 0, won), 1 one (group 0, won), 2 and 3 one each
+    (group 1: one won, one lost). Completion entropies (6 tokens, window 1: each position sees the
+    next token's entropy)."""
+    from tests.learner_cases import rows_batch
+
+    batch = rows_batch(group=[0, 0, 0, 1, 1], traj=[0, 0, 1, 2, 3], turn=[0, 1, 0, 0, 0],
+                       success=[1, 1, 1, 1, 0], prompt_len=3, completion_len=6)
+    completion = torch.tensor([[0, 2, 2, 2, 0, 0],   # window [2 2 2 0 0 0]: 3 tokens at 2
+                               [0, 2, 2, 0, 0, 0],   # [2 2 0 0 0 0]: 2
+                               [0, 2, 0, 0, 0, 0],   # [2 0 0 0 0 0]: 1
+                               [0, 2, 2, 0, 0, 0],   # 2
+                               [0, 1, 1, 1, 0, 0]],  # [1 1 1 0 0 0]: 0 at the threshold
+                              dtype=torch.float32)
+    entropy = torch.zeros(batch.input_ids.shape)
+    entropy[:, 3:9] = completion
+    return batch.replace(old_entropy=entropy)
+
+
+def _shape(part, batch):
+    from agentropy.algorithms.advantages import reward_signals
+    from agentropy.algorithms.parts import Tally
+    from agentropy.configs.schema import RewardConfig
+
+    signals = reward_signals(batch, RewardConfig(), 0)
+    tally = Tally()
+    shaped_batch, shaped = part.shape_scores(batch, signals, 0, tally)
+    return shaped_batch, (shaped.scores - signals.scores).tolist(), tally.result()
+
+
+def test_ares_shapes_the_scores_by_hand():
+    """theta = mean of the rows' largest window entropy (percentile 100) = (2+2+2+2+1)/5 = 1.8.
+    Counts: trajectory 0: 3 + 2 = 5, 1: 1, 2: 2, 3: 0. Buckets: group 0 wins all (easy), group 1
+    half (medium); targets round(mean): easy 3, medium 1. With alpha 0.5:
+    - trajectory 0, easy and won, delta 2, M = max(1, 0.15 x 3) = 1: Huber(1, kappa 2) = 0.25,
+      -(0.25 / (1 + 2)) x 0.5 = -1/24, times reward.scale 10 on both its rows: -0.41667;
+    - trajectory 1 (delta -2) and 2 (medium, |delta| = 1 = M): 0;
+    - trajectory 3, medium and lost, delta -1: sigmoid(0) x 0.5 x 0.8 = 0.2, times 10: 2.0."""
+    from agentropy.algorithms.entropy_parts import AresPart
+
+    cfg = cm.AresConfig(enabled=True, window=1, threshold_percentile=100.0)
+    part = AresPart(cfg, reward_scale=10.0, trigger_ids=None)
+    shaped_batch, bonus, metrics = _shape(part, _ares_case())
+    assert bonus == pytest.approx([-5 / 12, -5 / 12, 0.0, 0.0, 2.0], abs=1e-6)
+    assert part.theta == pytest.approx(1.8)
+    assert part.target.tolist() == [3.0, 1.0, 0.0] and part.alpha.tolist() == [0.5, 0.5, 0.5]
+    assert metrics["ares/count"] == pytest.approx(2.0) and metrics["ares/theta"] == pytest.approx(1.8)
+    assert torch.equal(shaped_batch.columns["kl_weight"], torch.ones(shaped_batch.input_ids.shape,
+                                                                     dtype=torch.float64))
+    # Trigger words: only token id 12 counts (row 0 position 4, row 1 position 3; the other rows
+    # have it in the prompt): trajectory 0 counts 2, the others 0.
+    part = AresPart(cfg, reward_scale=10.0, trigger_ids=torch.tensor([12]))
+    _, _, metrics = _shape(part, _ares_case())
+    assert metrics["ares/count"] == pytest.approx(0.5)
+
+
+def test_ares_alpha_follows_the_counts_and_the_state_is_checkpointed():
+    from agentropy.algorithms.entropy_parts import AresPart
+
+    cfg = cm.AresConfig(enabled=True, window=1, threshold_percentile=100.0)
+    part = AresPart(cfg, reward_scale=10.0, trigger_ids=None)
+    batch = _ares_case()
+    _shape(part, batch)
+    # The second batch: 2 added to every completion entropy, so every position but the last of a
+    # row is at >= 2 > theta (0.99 x 1.8 + 0.01 x 4): 5 per row. Easy mean 7.5 against the target
+    # 3: alpha 0.5 + 0.05 x 4.5 = 0.725; medium 5 against 1: 0.7; hard absent: unchanged.
+    entropy = batch.columns["old_entropy"] + 2 * batch.loss_mask
+    _shape(part, batch.replace(old_entropy=entropy))
+    assert part.theta == pytest.approx(0.99 * 1.8 + 0.01 * 4.0)
+    assert part.alpha.tolist() == pytest.approx([0.725, 0.7, 0.5])
+    assert part.target.tolist() == [8.0, 5.0, 0.0]  # round(7.5) = 8 (half to even), 5, kept
+    saved = part.state_dict()
+    other = AresPart(cfg, reward_scale=10.0, trigger_ids=None)
+    other.load_state_dict(saved)
+    assert other.state_dict() == saved
+
+
+def test_ares_neutral_shaping_is_zero():
+    from agentropy.algorithms.entropy_parts import AresPart
+
+    part = AresPart(dataclasses.replace(cm.neutral(cm.AresConfig), enabled=True), 10.0, None)
+    _, bonus, _ = _shape(part, _ares_case())
+    assert bonus == [0.0] * 5
+
+
+def test_ares_beta_weights_the_kl_term(tiny_model_dir, batch):
+    import math
+
+    from agentropy.algorithms import entropy_methods as em
+
+    cfg = load_config(["algorithm=ares", *SMALL]).algorithm
+    assert cfg.kl.coef > 0
+    losses = []
+    for log_beta in (0.0, math.log(2.0)):
+        model, _ = load_pretrained(tiny_model_dir)
+        learner = Learner(model, cfg, total_steps=10, max_new_tokens=64, max_seq_len=256)
+        learner.parts["ares"].kl_state = em.AresKLState(log_beta=(log_beta,) * 3)
+        # the reference is the policy itself at the start: perturb it so the KL is not 0
+        with torch.no_grad():
+            for p in learner.parts["kl"].ref_model.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+        metrics = learner.update(batch).metrics
+        losses.append(metrics["actor/loss_kl"])
+        assert [v for k, v in metrics.items() if k.startswith("ares/kl_") and v > 0]  # measured per bucket
+    assert losses[0] > 0 and losses[1] == pytest.approx(2 * losses[0], rel=1e-5)

@@ -50,11 +50,12 @@ def _trainable(learner):
 
 
 def test_every_algorithm_config_is_tested():
-    assert ALGORITHMS == ["aepo_a", "canon", "dapo", "drbot", "empg", "epo", "gigpo", "grpo", "hapo",
+    assert ALGORITHMS == ["aepo_a", "ares", "canon", "dapo", "drbot", "empg", "epo", "gigpo", "grpo", "hapo",
                           "lp_reg", "ppo", "siren", "spear", "steer"]
 
 
-COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot"), ("steer", "gigpo"), ("lp_reg", "drbot")]
+COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot"), ("steer", "gigpo"), ("lp_reg", "drbot"),
+            ("ares", "gigpo")]
 
 
 @pytest.mark.parametrize(("algorithm", "base"), [(a, None) for a in ALGORITHMS] + COMPOSED)
