@@ -165,6 +165,8 @@ def final_outcomes(run: Path) -> dict[str, dict[int, float]]:
     file order) are the sampled ones."""
     from agentropy.records.episodes import iter_episodes
 
+    if not (run / "episodes.jsonl").exists():
+        return {}
     evals = [r for r in iter_episodes(run / "episodes.jsonl") if r.phase == "eval" and r.split == SPLIT]
     if not evals:
         return {}
@@ -223,12 +225,16 @@ def report(args: argparse.Namespace, wall_s: float | None) -> str:
     seeds = [s for s in args.seeds if _summary(args.out / f"sft_seed{s}") is not None]
     outcomes = {name: [final_outcomes(args.out / f"{name}_seed{s}") for s in seeds]
                 for name in ("sft", "matched", *args.learners)}
+    refs = [("sampled", "matched"), ("greedy", "matched"), ("sampled", "sft")]
+    if args.versus:
+        refs += [("sampled", args.versus), ("greedy", args.versus)]
+    names = {"sft": "SFT start", "matched": "matched SFT"}
     head = ["policy", "seeds", "sampled", "greedy", "invalid/turn (sampled)",
-            "sampled: vs matched SFT", "greedy: vs matched SFT", "sampled: vs SFT start"]
+            *(f"{mode}: vs {names.get(ref, ref)}" for mode, ref in refs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for name in ("sft", "matched", *args.learners):
-        label = {"sft": "SFT start", "matched": "matched SFT"}.get(name, f"SFT + {name}")
+        label = names.get(name, f"SFT + {name}")
         ends = [_summary(args.out / f"{name}_seed{s}") for s in seeds]
         have = [i for i, e in enumerate(ends) if e is not None]
         if not have:
@@ -237,16 +243,16 @@ def report(args: argparse.Namespace, wall_s: float | None) -> str:
         cells = [label, str(len(have))]
         for mode in ("success", "success_greedy", "invalid_rate"):
             cells.append(_mean_sd([ends[i][key][mode] for i in have]))
-        for mode, ref in (("sampled", "matched"), ("greedy", "matched"), ("sampled", "sft")):
+        for mode, ref in refs:
             pairs = [i for i in have if outcomes[name][i] and outcomes[ref][i]]
-            if name in (ref, "sft") or not pairs:
+            if name in (ref, "sft") or (ref == args.versus and name == "matched") or not pairs:
                 cells.append("-")
                 continue
             mean, lo, hi = paired_difference([outcomes[name][i][mode] for i in pairs],
                                              [outcomes[ref][i][mode] for i in pairs])
             cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-            if ref == "matched":
-                notes.append(f"- {label}, {mode}: {mean:+.3f} against matched SFT, 95% interval "
+            if ref in ("matched", args.versus):
+                notes.append(f"- {label}, {mode}: {mean:+.3f} against {names.get(ref, ref)}, 95% interval "
                              f"[{lo:+.3f}, {hi:+.3f}] over {len(pairs)} seeds' paired episodes: "
                              f"{_verdict(mean, lo, hi)}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -307,11 +313,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="runs folder (default runs/bench-learning[-SETTING])")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--report", action="store_true", help="only redraw from the runs on disk")
+    parser.add_argument("--versus", default=None,
+                        help="also pair every learner with this one (e.g. grpo, for a methods comparison)")
+    parser.add_argument("--stem", default=None,
+                        help="name of the results files (default learning[_SETTING])")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args(argv)
+    if args.versus and args.versus not in args.learners:
+        parser.error(f"--versus {args.versus}: not one of --learners")
     suffix = "" if args.setting == "coin" else f"_{args.setting}"
     args.out = args.out or ROOT / "runs" / f"bench-learning{suffix.replace('_', '-')}"
-    args.stem = f"learning{suffix}"
+    args.stem = args.stem or f"learning{suffix}"
     args.out.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
     wall = None if args.report else run_all(args)

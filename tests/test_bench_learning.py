@@ -37,3 +37,13 @@ def test_every_setting_composes(learning):
 
     for overrides in learning.SETTINGS.values():
         load_config(["experiment=quickstart", *overrides])
+
+
+def test_versus_must_be_one_of_the_learners(learning, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        learning.main(["--learners", "epo", "--versus", "grpo", "--report", "--out", str(tmp_path)])
+    assert stop.value.code == 2 and "--versus grpo: not one of --learners" in capsys.readouterr().err
+
+
+def test_a_learner_without_a_run_has_no_outcomes(learning, tmp_path):
+    assert learning.final_outcomes(tmp_path / "siren_seed0") == {}
