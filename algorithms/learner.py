@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from agentropy.algorithms import distributed as dp
 from agentropy.algorithms import functional as fn
 from agentropy.algorithms.advantages import AdvantageInputs, reward_signals
 from agentropy.algorithms.data import TokenBatch
@@ -136,6 +137,9 @@ class Learner:
         self.step = 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
+        #: this process's rank and the number of data-parallel ranks (a model sharded with FSDP2
+        #: trains over its process group: :mod:`agentropy.algorithms.distributed`)
+        self.rank, self.world = dp.data_parallel_world(model)
 
         self.advantage_fn = ADVANTAGES.get(cfg.advantage)
         self.policy_loss_fn = POLICY_LOSSES.get(cfg.policy_loss.name)
@@ -335,7 +339,11 @@ class Learner:
         for part in parts:
             part.zero_grad()
         self.backward(mb, loss_fn, loss_cfg, scale=scale, prefix=prefix, tally=tally)
-        norm = torch.nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip)
+        if self.world > 1:
+            dp.average_replicated_grads(self._params)
+            norm = dp.clip_grad_norm(self._params, self.cfg.grad_clip)
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip)
         for part in parts:
             part.clip_grad(self.cfg.grad_clip)
         if not torch.isfinite(norm):
@@ -383,18 +391,31 @@ class Learner:
         loss_fn = loss_fn or self.policy_loss_fn
         loss_cfg = loss_cfg or cfg.policy_loss
         tally = tally or Tally()
-        ctx = LossContext(mb, step=self.step, prefix=prefix, tally=tally, policy_mode=cfg.aggregation,
+        # With several ranks the micro-batches' metrics are summed over the ranks at the end.
+        local = Tally() if self.world > 1 else tally
+        ctx = LossContext(mb, step=self.step, prefix=prefix, tally=local, policy_mode=cfg.aggregation,
                           make_weights=self._weights, loss_cfg=loss_cfg)
         entropy_grad = any(part.entropy_grad for part in parts)
         sums: dict[str, Tensor] = {}  # this mini-batch's loss parts, summed over micro-batches
+        slices = list(self._micro_batches(mb.batch_size, mb.attention_mask))
+        # One random source per micro-batch (Clip-Cov's picks), drawn the same on every rank.
+        seeds = torch.randint(0, 2**62, (len(slices),), generator=self.generator,
+                              device=self.generator.device).tolist()
 
-        for rows in self._micro_batches(mb.batch_size, mb.attention_mask):
+        for k in dp.share_of(len(slices), self.rank, self.world):
+            if k is None:  # this rank's share is shorter: join the collectives with zero loss
+                fw = self._forward(self.model, mb.select(slice(0, 1)).trim(), hidden=False,
+                                   entropy_grad=False)
+                (fw.logp.sum() * 0.0).backward()
+                continue
+            rows = slices[k]
             micro = mb.select(rows).trim()
             w = micro.seq_len
             fw = self._forward(self.model, micro, hidden=any(part.wants_hidden(micro) for part in parts),
                                entropy_grad=entropy_grad)
+            generator = torch.Generator(device=self.generator.device).manual_seed(seeds[k])
             out = loss_fn(PolicyInputs(fw.logp, micro.old_logprobs, micro.advantages,
-                                       micro.loss_mask, self.generator), loss_cfg)
+                                       micro.loss_mask, generator), loss_cfg)
             token_loss = out.loss
             for part in parts:
                 token_loss = part.token_loss(ctx, rows, micro, fw, token_loss)
@@ -406,17 +427,21 @@ class Learner:
             total = scale * total
             for term in (t for t in terms if not t.scaled):
                 total = total + term.coef * term.value
-            total.backward()
+            # FSDP2 averages the ranks' gradients: the world size makes it their sum.
+            (total * self.world if self.world > 1 else total).backward()
 
             sums["loss_policy"] = sums.get("loss_policy", 0.0) + policy.detach()
             for term in terms:
                 sums[term.name] = sums.get(term.name, 0.0) + term.value.detach()
             m = micro.loss_mask
-            tally.add(f"{prefix}/entropy", (fw.entropy.detach() * m).sum(), m.sum())
-            tally.add(f"{prefix}/ppo_kl", (fn.kl_k3(fw.logp.detach(), micro.old_logprobs) * m).sum(),
+            local.add(f"{prefix}/entropy", (fw.entropy.detach() * m).sum(), m.sum())
+            local.add(f"{prefix}/ppo_kl", (fn.kl_k3(fw.logp.detach(), micro.old_logprobs) * m).sum(),
                       m.sum())
-            tally.add(f"{prefix}/clip_frac", out.clipped.sum(), m.sum())
-            tally.add(f"{prefix}/cov_frac", out.selected.sum(), m.sum())
+            local.add(f"{prefix}/clip_frac", out.clipped.sum(), m.sum())
+            local.add(f"{prefix}/cov_frac", out.selected.sum(), m.sum())
+        if self.world > 1:
+            dp.reduce_tally(local, tally)
+            sums = dp.reduce_sums(sums)
         for name, value in sums.items():  # averaged over mini-batches
             tally.add(f"{prefix}/{name}", value)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+from agentropy.algorithms.distributed import data_parallel_world
 from agentropy.algorithms.functional import kl_k3
 from agentropy.algorithms.memory import frozen_reference
 from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
@@ -160,6 +161,9 @@ class KLPart(LearnerPart):
         self.owns_ref = False
         self.ref_model = ctx.ref_model
         if cfg.coef > 0 and self.ref_model is None:
+            if data_parallel_world(ctx.model)[1] > 1:
+                raise ValueError("algorithm.kl.coef > 0 with a sharded policy: give the learner a "
+                                 "reference model (a copy of a sharded policy is not made)")
             device = ctx.device if ref_device == "same" else torch.device("cpu")
             dtype = ctx.compute_dtype or next(ctx.model.parameters()).dtype
             self.ref_model, self.owns_ref = frozen_reference(ctx.model, dtype=dtype, device=device), True

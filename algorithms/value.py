@@ -35,15 +35,17 @@ __all__ = ["ValueHead", "Critic", "SharedCritic", "SeparateCritic"]
 class ValueHead(nn.Module):
     """Linear map from hidden states to values.
 
-    The weight starts small and random (std 1 / hidden_size), the bias at 0: values start near
-    0, and the backbone under the head gets a gradient from the first step (a zero weight would
-    block it).
+    The weight starts small and random (std 1 / hidden_size; from ``seed`` when given), the bias
+    at 0: values start near 0, and the backbone under the head gets a gradient from the first step
+    (a zero weight would block it).
     """
 
-    def __init__(self, hidden_size: int) -> None:
+    def __init__(self, hidden_size: int, seed: int | None = None) -> None:
         super().__init__()
         self.proj = nn.Linear(hidden_size, 1)
-        nn.init.normal_(self.proj.weight, std=1.0 / hidden_size)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        with torch.no_grad():  # drawn on the CPU: the same weight on every device and rank
+            self.proj.weight.copy_(torch.randn(self.proj.weight.shape, generator=generator) / hidden_size)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, hidden: Tensor) -> Tensor:
@@ -79,7 +81,8 @@ class SharedCritic(LearnerPart):
     def __init__(self, cfg: AlgorithmConfig, ctx: PartContext) -> None:
         self.cfg = cfg.ppo
         dtype = next(ctx.model.parameters()).dtype
-        self.head = ValueHead(ctx.model.config.hidden_size).to(ctx.device, dtype)
+        # seeded by the learner's seed, so every data-parallel rank starts with the same head
+        self.head = ValueHead(ctx.model.config.hidden_size, seed=cfg.seed).to(ctx.device, dtype)
         self.out_dtype = torch.promote_types(dtype, torch.float32)
 
     def param_groups(self) -> list[dict[str, Any]]:

@@ -1,0 +1,147 @@
+"""Data-parallel learner ranks: the policy sharded with FSDP2 over a process group.
+
+Every rank holds the whole step batch and computes the same scores, old-policy pass, advantages
+and part state (so SPEAR's buffer, EPO's entropy history and the group statistics agree without
+messages); the training passes split each mini-batch's micro-batches round-robin over the ranks.
+A rank whose share is shorter runs a forward and backward of zero loss for each missing one, so
+every rank joins every parameter all-gather and gradient reduce-scatter. Each rank's loss is
+multiplied by the world size because FSDP2 averages the reduce-scattered gradients (gloo has no
+pre-multiplied sum), so the accumulated gradient is the single-process one. Parameters outside
+the sharded model (a value head) have their gradients averaged over the ranks the same way; the
+metrics the
+micro-batches add are summed over the ranks before the parts read them.
+
+Micro-batches, not rows, are what a rank takes, so statistics a part takes per micro-batch
+(Clip-Cov's picks, STEER's max |Omega|) are those of one process with the same micro-batch size;
+``tests/test_data_parallel.py`` checks that two ranks give the single-process update.
+
+Use: ``torch.distributed.init_process_group(...)`` on every rank, then :func:`shard` the policy
+and give it to :class:`~agentropy.algorithms.learner.Learner` as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.distributed as dist
+from agentropy.algorithms.parts import Tally
+from torch import Tensor, nn
+
+__all__ = ["clip_grad_norm", "data_parallel_world", "reduce_sums", "reduce_tally", "shard", "share_of",
+           "average_replicated_grads"]
+
+
+def data_parallel_world(model: nn.Module) -> tuple[int, int]:
+    """``(rank, world size)`` of a model sharded with FSDP2, else ``(0, 1)``."""
+    from torch.distributed.fsdp import FSDPModule
+
+    if isinstance(model, FSDPModule) and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(model: nn.Module) -> nn.Module:
+    """Shard a Hugging Face causal LM with FSDP2 over the default process group: each decoder
+    layer, the backbone (embeddings and final norm) and the output head are units of their own,
+    so the learner's chunked head (``logit_chunk_tokens``) can call the backbone and the head
+    separately. Models that tie the head to the embeddings are refused (their one weight cannot
+    live in two units)."""
+    from agentropy.algorithms.memory import split_lm
+    from torch.distributed.fsdp import fully_shard
+
+    lm = split_lm(model)
+    if lm is None:
+        raise ValueError("shard(): only Hugging Face causal LMs of the Llama / Qwen2 / Mistral families")
+    backbone, head = lm
+    if getattr(getattr(model, "config", None), "tie_word_embeddings", False):
+        raise ValueError("shard(): a model whose output head is tied to its embeddings is not supported")
+    for layer in getattr(backbone, "layers", ()):
+        fully_shard(layer)
+    fully_shard(backbone)
+    fully_shard(head)
+    fully_shard(model)
+    return model
+
+
+def share_of(n: int, rank: int, world: int) -> list[int | None]:
+    """The micro-batch indices rank ``rank`` takes out of ``n``: ``rank, rank + world, ...``,
+    padded with None (a zero-loss pass) to ``ceil(n / world)`` entries."""
+    mine: list[int | None] = list(range(rank, n, world))
+    return mine + [None] * (-(-n // world) - len(mine))
+
+
+def average_replicated_grads(params: Iterable[Tensor]) -> None:
+    """Average over the ranks the gradients of parameters that are not FSDP shards (DTensors),
+    as FSDP2 does for its shards (each rank's loss carries the world size); a gradient no rank
+    has stays None."""
+    from torch.distributed.tensor import DTensor
+
+    plain = [p for p in params if not isinstance(p, DTensor)]
+    if not plain:
+        return
+    has = torch.tensor([float(p.grad is not None) for p in plain])
+    dist.all_reduce(has, op=dist.ReduceOp.MAX)
+    for p, any_rank in zip(plain, has.tolist(), strict=True):
+        if not any_rank:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(dist.get_world_size())
+
+
+def clip_grad_norm(params: Sequence[Tensor], max_norm: float) -> Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` (L2) over sharded and replicated parameters: the
+    squares of the local shards are summed over the ranks, the replicated ones counted once.
+    Returns the total norm (a plain tensor, the same on every rank)."""
+    from torch.distributed.tensor import DTensor
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    sharded = torch.zeros((), dtype=torch.float64)
+    replicated = torch.zeros((), dtype=torch.float64)
+    for g in grads:
+        if isinstance(g, DTensor):
+            sharded += g.to_local().double().pow(2).sum().cpu()
+        else:
+            replicated += g.double().pow(2).sum().cpu()
+    dist.all_reduce(sharded)
+    total = (sharded + replicated).sqrt().float()
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.device, g.dtype) if not isinstance(g, DTensor) else float(coef))
+    return total
+
+
+def _union_keys(keys: Iterable[str]) -> list[str]:
+    gathered: list[list[str] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, sorted(keys))
+    return sorted({k for part in gathered for k in (part or [])})
+
+
+def _summed(values: dict[str, Tensor | float], keys: list[str]) -> Tensor:
+    out = torch.tensor([float(values.get(k, 0.0)) for k in keys], dtype=torch.float64)
+    dist.all_reduce(out)
+    return out
+
+
+def reduce_tally(local: Tally, into: Tally) -> None:
+    """Add the ranks' ``local`` tallies, summed over the ranks, to ``into`` (the same on every
+    rank afterwards)."""
+    keys = _union_keys([*local.sums, *(f"#{k}" for k in local.counts)])
+    mean_keys = [k for k in keys if not k.startswith("#")]
+    count_keys = [k[1:] for k in keys if k.startswith("#")]
+    sums, weights = _summed(local.sums, mean_keys), _summed(local.weights, mean_keys)
+    for key, s, w in zip(mean_keys, sums.tolist(), weights.tolist(), strict=True):
+        into.sums[key] = into.sums.get(key, 0.0) + s
+        into.weights[key] = into.weights.get(key, 0.0) + w
+    for key, c in zip(count_keys, _summed(local.counts, count_keys).tolist(), strict=True):
+        into.count(key, c)
+
+
+def reduce_sums(values: dict[str, Tensor | float]) -> dict[str, float]:
+    """Per-key sums over the ranks (keys any rank has)."""
+    keys = _union_keys(values)
+    return dict(zip(keys, _summed(values, keys).tolist(), strict=True))
