@@ -534,6 +534,8 @@ def _wait_group_gone(pgid: int, timeout_s: float = 10.0) -> None:
 #: CPUs a :class:`RayPool` actor reserves by default: the training pool and each evaluation
 #: pool of a run all fit on a 2-core machine.
 RAY_ENV_WORKER_CPUS = 0.5
+#: The least a :class:`RayPool` waits for a new actor to start (its ``timeout_s`` if longer).
+RAY_START_TIMEOUT_S = 60.0
 
 
 class RayPool(_WorkerPool):
@@ -577,13 +579,16 @@ class RayPool(_WorkerPool):
 
     def _start_worker(self) -> _Actor:
         handle = self._actor_class.remote(self.specs)
+        # Starting an actor (a process, its imports) may take longer than a step may: a loaded
+        # machine needs seconds, so the wait is at least RAY_START_TIMEOUT_S.
+        timeout = max(self.timeout_s, RAY_START_TIMEOUT_S)
         try:
-            pid, node = self._ray.get(handle.where.remote(), timeout=self.timeout_s)
+            pid, node = self._ray.get(handle.where.remote(), timeout=timeout)
         except Exception as exc:  # noqa: BLE001
             self._ray.kill(handle, no_restart=True)
             free = self._ray.available_resources().get("CPU", 0.0)
             raise RuntimeError(f"an EnvPool actor (needing {self.num_cpus:g} CPU) did not start within "
-                               f"{self.timeout_s:g} s ({free:g} CPU free in the cluster): {exc}") from None
+                               f"{timeout:g} s ({free:g} CPU free in the cluster): {exc}") from None
         return _Actor(handle, pid, node)
 
     def _send(self, index: int, message: tuple) -> Any:
