@@ -15,9 +15,10 @@ by :mod:`agentropy.envs` (``ENV_IDS``), with the constructor keywords the env cl
 the game and a run folder must not choose where this machine writes; any other keyword is refused
 (:class:`RerunRefused`), since it may name a file to read or change the game.
 
-A turn of a model-played episode counts as invalid when the completion was malformed or the env
-refused the command, and its recorded reason reads ``"format: ...; env: ..."``; only the env's
-part can be re-run, so validity and reason are compared with that part.
+A turn the rollout collector recorded (a model's, or the scripted expert's in the SFT
+demonstrations) counts as invalid when the completion was malformed or the env refused the
+command, and its recorded reason reads ``"format: ...; env: ..."``; only the env's part can be
+re-run, so validity and reason are compared with that part.
 
 Rewards are compared with an absolute tolerance of 1e-9 (JSON keeps floats exactly, so a
 recorded reward differs only if a writer rounded it); texts and flags must be equal.
@@ -168,14 +169,16 @@ def make_kwargs(record: EpisodeRecord) -> dict[str, Any]:
     return out
 
 
-def _split_reason(agent: str, reason: str) -> tuple[bool, str]:
-    """The env's part of a recorded turn: (the env accepted the command, the env's reason).
+def _split_reason(reason: str) -> tuple[bool, str] | None:
+    """The env's part of a reason the rollout wrote: (the env accepted the command, its reason).
 
-    Scripted agents record the env's reason as is; model-played turns record
-    ``"format: ...; env: ..."`` (either part may be absent, see :mod:`agentropy.algorithms.rollout`).
+    The rollout collector, whatever its agent (a model, or the scripted expert of the SFT
+    demonstrations), records ``"format: ...; env: ..."`` (either part may be absent, see
+    :mod:`agentropy.algorithms.rollout`); ``agentropy play``'s scripted agents record the env's
+    reason as it is, and get None.
     """
-    if not agent.startswith("model") or not reason.startswith(("format: ", "env: ")):
-        return not reason, reason
+    if not reason.startswith(("format: ", "env: ")):
+        return None
     head, sep, env_part = reason.partition("env: ")
     if not sep or (head and not head.endswith("; ")):
         return True, ""  # only a format reason
@@ -247,14 +250,15 @@ class Rerunner:
             except Exception as exc:
                 return RerunReport(record.episode_id, t, version_changes=changes,
                                    error=f"turn {t}: step raised {type(exc).__name__}: {exc}")
-            env_valid, env_reason = _split_reason(record.agent, turn.invalid_reason)
+            split = _split_reason(turn.invalid_reason)
+            env_valid, env_reason = split if split is not None else (turn.action_is_valid,
+                                                                     turn.invalid_reason)
             replayed_reason = info["invalid_reason"]
             if env_reason == "the env refused the command" and not replayed_reason:
                 env_reason = ""  # the rollout's words for a refusal without a reason
             diffs = _diffs(t, [
                 ("reward", turn.reward, reward),
-                ("action_is_valid", env_valid if record.agent.startswith("model")
-                 else turn.action_is_valid, info["action_is_valid"]),
+                ("action_is_valid", env_valid, info["action_is_valid"]),
                 ("invalid_reason", env_reason, replayed_reason),
             ])
             if diffs:

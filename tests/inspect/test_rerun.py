@@ -116,6 +116,17 @@ def test_an_unknown_env_id_is_refused(runner, recorded):
         runner.rerun(dataclasses.replace(recorded, env_id="agentropy/Gone-v0"))
 
 
+def test_a_collected_turn_compares_the_envs_part_of_its_reason_whatever_the_agent(runner, recorded):
+    # The SFT demonstrations are collected like the model's episodes: the scripted expert's
+    # completion can be malformed (cut by max_new_tokens) while the env accepted the command.
+    cut = _with_turn(recorded, 1, action_is_valid=False, invalid_reason="format: <action> is not closed")
+    report = runner.rerun(dataclasses.replace(cut, agent="scripted:expert", phase="sft"))
+    assert report.identical, report.describe()
+    # A reason the env gave as it is (agentropy play's agents) is still compared whole.
+    assert not runner.rerun(_with_turn(recorded, 1, action_is_valid=False,
+                                       invalid_reason="not an env reason")).identical
+
+
 def test_a_record_cannot_import_a_module_or_pass_any_keyword(runner, recorded, tmp_path):
     # gymnasium.make would import "this" for an id "this:X-v0"; the re-run refuses it first.
     assert "this" not in sys.modules
