@@ -124,6 +124,11 @@ class EnvConfig:
         if self.id not in registry:
             known = sorted(k for k in registry if k.startswith("agentropy/"))
             raise ConfigError(f"env.id: {self.id!r} is not registered; known: {', '.join(known)}")
+        splits = getattr(envs.env_class(self.id), "splits", None) if self.id in envs.ENV_IDS else None
+        for key, split in [("env.train_split", self.train_split),
+                           *(("env.eval_splits", s) for s in self.eval_splits)]:
+            if splits and split not in splits:
+                raise ConfigError(f"{key}: {split!r} is not a split of {self.id}; known: {', '.join(splits)}")
         _positive("env.max_turns", self.max_turns)
         _choice("env.pool", self.pool, ("serial", "subprocess", "ray"))
         _positive("env.num_workers", self.num_workers)

@@ -61,6 +61,7 @@ def test_train_rejects_a_typo_at_start_up(tmp_path):
     ("group_size=0", "group_size: must be > 0"),
     ("agent.temperature=-1", "agent.temperature: must be >= 0"),
     ("env.id=nope", "env.id: 'nope' is not registered"),
+    ("env.id=agentropy/TextWorld-v0", "env.eval_splits: 'dev' is not a split of agentropy/TextWorld-v0"),
     ("env.pool=threads", "env.pool: 'threads' is not one of"),
     ("env=nope", "Could not find 'env/nope'"),
     ("agent.temprature=0.5", "agent.temprature"),
