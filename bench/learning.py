@@ -253,7 +253,7 @@ def report(args: argparse.Namespace, wall_s: float | None) -> str:
             cells.append(f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]")
             if ref in ("matched", args.versus):
                 notes.append(f"- {label}, {mode}: {mean:+.3f} against {names.get(ref, ref)}, 95% interval "
-                             f"[{lo:+.3f}, {hi:+.3f}] over {len(pairs)} seeds' paired episodes: "
+                             f"[{lo:+.3f}, {hi:+.3f}] over the paired episodes of {len(pairs)} seed(s): "
                              f"{_verdict(mean, lo, hi)}")
         lines.append("| " + " | ".join(cells) + " |")
         if name not in ("sft", "matched"):
