@@ -8,8 +8,7 @@ every rank joins every parameter all-gather and gradient reduce-scatter. Each ra
 multiplied by the world size because FSDP2 averages the reduce-scattered gradients (gloo has no
 pre-multiplied sum), so the accumulated gradient is the single-process one. Parameters outside
 the sharded model (a value head) have their gradients averaged over the ranks the same way; the
-metrics the
-micro-batches add are summed over the ranks before the parts read them.
+metrics the micro-batches add are summed over the ranks before the parts read them.
 
 Micro-batches, not rows, are what a rank takes, so statistics a part takes per micro-batch
 (Clip-Cov's picks, STEER's max |Omega|) are those of one process with the same micro-batch size;
@@ -28,8 +27,8 @@ import torch.distributed as dist
 from agentropy.algorithms.parts import Tally
 from torch import Tensor, nn
 
-__all__ = ["clip_grad_norm", "data_parallel_world", "reduce_sums", "reduce_tally", "shard", "share_of",
-           "average_replicated_grads"]
+__all__ = ["average_replicated_grads", "clip_grad_norm", "data_parallel_world", "reduce_sums",
+           "reduce_tally", "shard", "share_of"]
 
 
 def data_parallel_world(model: nn.Module) -> tuple[int, int]:

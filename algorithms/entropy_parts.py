@@ -151,13 +151,15 @@ class AresPart(_OldEntropy):
         cfg = self.cfg
         mask = batch.loss_mask
         window = em.ares_window_entropy(batch.columns[OLD_ENTROPY].double(), mask, window=cfg.window)
-        has = mask.any(dim=-1)
-        per_row = torch.stack([torch.quantile(window[i][mask[i].bool()], cfg.threshold_percentile / 100)
-                               for i in torch.nonzero(has).flatten().tolist()]) if has.any() else None
-        if per_row is not None:
-            value = float(per_row.median()) if self.theta is not None else float(per_row.mean())
-            self.theta = value if self.theta is None else em.ares_threshold_update(
-                self.theta, value, momentum=cfg.threshold_momentum)
+        # Each row's percentile of its completion tokens' window entropies (rows without any: NaN).
+        per_row = window.masked_fill(~mask.bool(), math.nan).nanquantile(
+            cfg.threshold_percentile / 100, dim=-1)
+        per_row = per_row[mask.any(dim=-1)]
+        if per_row.numel() and self.theta is None:
+            self.theta = float(per_row.mean())
+        elif per_row.numel():
+            self.theta = em.ares_threshold_update(self.theta, float(per_row.median()),
+                                                  momentum=cfg.threshold_momentum)
         theta = self.theta if self.theta is not None else float("inf")
         trigger = (torch.ones_like(mask, dtype=torch.bool) if self.trigger_ids is None
                    else torch.isin(batch.input_ids, self.trigger_ids.to(batch.input_ids.device)))
@@ -166,11 +168,7 @@ class AresPart(_OldEntropy):
         # Per trajectory: its count, success, and its group's success rate.
         traj, won, group = fn.trajectory_scores(batch.success.double(), batch.traj_index, batch.group_index)
         count = torch.zeros_like(won).index_add_(0, traj, row_count)
-        _, group_dense = torch.unique(group, return_inverse=True)
-        size = torch.zeros(int(group_dense.max()) + 1, dtype=won.dtype, device=won.device)
-        size.index_add_(0, group_dense, torch.ones_like(won))
-        rate = torch.zeros_like(size).index_add_(0, group_dense, won) / size
-        bucket = em.ares_difficulty_bucket(rate[group_dense])
+        bucket = em.ares_difficulty_bucket(fn.group_stats(won, group)[0])
         device = won.device
         seen = torch.stack([(bucket == b).any() for b in range(3)]).cpu()
         mean_count = torch.stack([count[bucket == b].mean() if seen[b] else count.new_zeros(())
