@@ -326,6 +326,7 @@ def _open_run(path: str):
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
 
     from agentropy.inspect import terminal
     from agentropy.inspect.api import sort_summaries
@@ -333,8 +334,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     index = _open_run(args.run)
     if index is None:
         return 2
-    from rich.console import Console
-
     console = Console(highlight=False)
     chosen = sort_summaries(index.select(_filter(args), text=args.text), args.sort)
     if args.episode:
