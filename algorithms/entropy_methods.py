@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
+from agentropy.agents.temperature import HapoEntropyStats, hapo_normalized_entropy, hapo_temperature
 from agentropy.algorithms.functional import (
     grpo_advantages,
     kl_k3,
@@ -743,17 +744,9 @@ def canon_advantages(
 # --------------------------------------------------------------------------------------------
 # HAPO: From Uniform to Heterogeneous (arXiv 2509.16591)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HapoEntropyStats:
-    """Normalisation statistics of HAPO's entropy: pivot c, RMS scale s around it, largest positive
-    h and most negative h. The sampler uses the previous step's values."""
-
-    pivot: float
-    scale: float
-    pos_max: float
-    neg_min: float
+# HapoEntropyStats, hapo_normalized_entropy and hapo_temperature live in
+# agentropy.agents.temperature (the sampler applies them too; agents do not import algorithms)
+# and are re-exported here.
 
 
 def hapo_entropy_stats(entropy: Tensor, mask: Tensor, *, pivot: float = 0.8) -> HapoEntropyStats:
@@ -772,32 +765,6 @@ def hapo_entropy_stats(entropy: Tensor, mask: Tensor, *, pivot: float = 0.8) -> 
     neg = h[h < 0]
     return HapoEntropyStats(float(c), float(s), float(pos.max()) if pos.numel() else 1.0,
                             float(neg.min()) if neg.numel() else -1.0)
-
-
-def hapo_normalized_entropy(
-    entropy: Tensor, stats: HapoEntropyStats, *, legacy_sign: bool = False
-) -> Tensor:
-    """HAPO's normalised entropy h^ in [-1, 1]: positive for high-entropy tokens, negative for low.
-
-    h = (log H - c) / s; h^ = h / max(h) for h > 0 and h / |min(h)| for h <= 0. The released code
-    divides the negative branch by min(h) itself (a negative number), so every low-entropy token
-    gets a positive h^ and is treated like a high-entropy one; ``legacy_sign=True`` reproduces it.
-    The sign-correct form is the default because it is what the paper describes.
-
-    Args:
-        entropy: (...) token entropies; stats: from :func:`hapo_entropy_stats`.
-
-    Returns:
-        (...) h^ (clipped to [-1, 1], no gradient).
-    """
-    h = (torch.log(entropy.detach().clamp_min(1e-8)) - stats.pivot) / stats.scale
-    neg = h / stats.neg_min if legacy_sign else h / abs(stats.neg_min)
-    return torch.where(h > 0, h / stats.pos_max, neg).clamp(-1.0, 1.0)
-
-
-def hapo_temperature(h_hat: Tensor, *, t0: float = 1.0, tau: float = 0.05) -> Tensor:
-    """Token-aware sampling temperature T_t = T0 (1 + tau clip(h^_t, -1, 1)). Neutral: tau = 0."""
-    return t0 * (1.0 + tau * h_hat.clamp(-1.0, 1.0))
 
 
 def hapo_token_group_advantages(
