@@ -10,7 +10,11 @@ pad missing log-probabilities).
 Which log-probabilities: those of the distribution the token was drawn from, i.e. the model's
 logits divided by the temperature and, with ``top_p < 1``, renormalised over the nucleus. With
 ``temperature=1, top_p=1`` they equal a teacher-forced forward pass of the same weights. Greedy
-decoding (``temperature=0``) reports the model's own log-probabilities (temperature 1).
+decoding (``temperature=0``) reports the model's own log-probabilities (temperature 1). With a
+per-token temperature rule (``SamplingParams.token_temperature``, HAPO) the temperature is the
+token's own T_t, so the log-probabilities are still those of the distribution actually sampled;
+the learner's ``algorithm.old_logprobs`` decides whether its ratio uses them (``rollout``) or a
+recomputed temperature-1 forward pass (``recompute``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from agentropy.agents.temperature import TokenTemperature
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -37,12 +42,18 @@ class SamplingParams:
         temperature: softmax temperature; 0 means greedy decoding.
         top_p: nucleus sampling mass, in (0, 1].
         seed: seeds the sampler for this call (None: the backend's running random state).
+        token_temperature: a per-token temperature rule (HAPO's, arXiv 2509.16591): each token
+            is drawn at T_t = ``token_temperature.temperatures(H_t, temperature)``, H_t the
+            entropy of its distribution at ``temperature``; None samples every token at
+            ``temperature``. Only the ``hf`` backend applies one; the others refuse it
+            (:meth:`refuse_token_temperature`).
     """
 
     max_new_tokens: int
     temperature: float
     top_p: float
     seed: int | None = None
+    token_temperature: TokenTemperature | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens <= 0:
@@ -51,10 +62,20 @@ class SamplingParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.token_temperature is not None and self.greedy:
+            raise ValueError("a per-token temperature rule needs temperature > 0 (greedy decoding has none)")
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    def refuse_token_temperature(self, backend: str) -> None:
+        """Raise if a per-token temperature rule is set: for backends that cannot apply one
+        (never ignore it silently)."""
+        if self.token_temperature is not None:
+            raise ValueError(f"the {backend} backend cannot sample at a per-token temperature "
+                             "(SamplingParams.token_temperature, set by algorithm.hapo.tau > 0); "
+                             "use agent.backend=hf")
 
     @classmethod
     def from_config(cls, config: AgentConfig, *, temperature: float | None = None) -> SamplingParams:
@@ -81,6 +102,8 @@ class Generation:
             ``token_ids`` and ``logprobs`` are empty and the turn is never trained on.
         failure: why no completion could be produced (a server error after its retries);
             "" otherwise. The rollout ends such an episode as failed, with this reason.
+        temperatures: the temperature each token was drawn at, when the sampling parameters
+            had a per-token rule (``SamplingParams.token_temperature``); None otherwise.
     """
 
     token_ids: tuple[int, ...]
@@ -90,19 +113,16 @@ class Generation:
     entropies: tuple[float, ...] | None = None
     trainable: bool = True
     failure: str = ""
+    temperatures: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.failure or not self.trainable:
             if self.token_ids or self.logprobs:
                 raise ValueError("a failed or text-only generation carries no token ids or logprobs")
-        if len(self.logprobs) != len(self.token_ids):
-            raise ValueError(
-                f"generation has {len(self.token_ids)} tokens but {len(self.logprobs)} logprobs"
-            )
-        if self.entropies is not None and len(self.entropies) != len(self.token_ids):
-            raise ValueError(
-                f"generation has {len(self.token_ids)} tokens but {len(self.entropies)} entropies"
-            )
+        for name in ("logprobs", "entropies", "temperatures"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.token_ids):
+                raise ValueError(f"generation has {len(self.token_ids)} tokens but {len(values)} {name}")
         if self.finish_reason not in ("stop", "length") and not self.failure:
             raise ValueError(f"finish_reason must be 'stop' or 'length', got {self.finish_reason!r}")
         if any(math.isnan(x) or x > 1e-4 for x in self.logprobs):
@@ -116,9 +136,15 @@ class Generation:
 
     @property
     def mean_entropy(self) -> float | None:
-        if not self.entropies:
-            return None
-        return float(sum(self.entropies) / len(self.entropies))
+        return _mean(self.entropies)
+
+    @property
+    def mean_temperature(self) -> float | None:
+        return _mean(self.temperatures)
+
+
+def _mean(values: tuple[float, ...] | None) -> float | None:
+    return float(sum(values) / len(values)) if values else None
 
 
 @dataclass(frozen=True)

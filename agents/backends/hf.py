@@ -10,6 +10,16 @@ memory at one (batch, vocab) row instead of ``output_scores``' (steps, batch, vo
 matters for hub vocabularies of 150k entries. Every other processor that ``generate`` could take
 from a hub model's ``generation_config.json`` (repetition penalty, top-k, ...) is switched off
 explicitly, so the recorded distribution is the one sampled from.
+
+A per-token temperature rule (``SamplingParams.token_temperature``, HAPO, arXiv 2509.16591)
+replaces the temperature warper: at each step it takes each row's entropy H_t of softmax(logits /
+T0) over the whole vocabulary (T0 = ``SamplingParams.temperature``), divides the row's logits by
+its T_t = ``rule.temperatures(H_t, T0)`` and keeps T_t; top-p and the recorder follow. So the
+recorded log-probabilities and entropies are those of softmax(logits / T_t) (top-p renormalised),
+the distribution each token was drawn from, and ``Generation.temperatures`` holds the T_t.
+Whether the learner's PPO ratio uses these (``algorithm.old_logprobs=rollout``: the behaviour
+policy, corrected) or a recomputed temperature-1 forward pass (``recompute``, the default: the
+released code's uncorrected ratio at T = 1) is the learner's setting, not the sampler's.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from contextlib import nullcontext
 
 import torch
 from agentropy.agents.backends.base import Generation, SamplingParams, TurnContext
+from agentropy.agents.temperature import TokenTemperature
 from torch import Tensor
 from transformers import (
     GenerationConfig,
@@ -51,6 +62,39 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple
     return tuple(dict.fromkeys(ids))
 
 
+def _entropy(logp: Tensor) -> Tensor:
+    """(B,) entropy in nats of the (B, V) log-probabilities ``logp`` (0 log 0 = 0)."""
+    p = logp.exp()
+    return -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)
+
+
+def _stack_steps(per_step: list[Tensor], steps: int, what: str) -> Tensor:
+    """(B, steps) from one (B,) tensor per generation step."""
+    if len(per_step) != steps:
+        raise RuntimeError(
+            f"recorded {len(per_step)} {what} for {steps} generated tokens; "
+            "another logits processor or a generation option changed the step count"
+        )
+    return torch.stack(per_step, dim=1)
+
+
+class _TokenTemperatureWarper(LogitsProcessor):
+    """Divides each row's scores by its token temperature T_t (the rule of
+    :class:`~agentropy.agents.temperature.TokenTemperature` at the entropy of softmax(scores / T0))
+    and keeps the T_t of every step. Must be the first processor (it sees the model's logits)."""
+
+    def __init__(self, rule: TokenTemperature, t0: float) -> None:
+        self.rule = rule
+        self.t0 = t0
+        self.temperatures: list[Tensor] = []
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        entropy = _entropy(torch.log_softmax(scores.float() / self.t0, dim=-1))
+        t = self.rule.temperatures(entropy, self.t0)
+        self.temperatures.append(t)
+        return scores / t[:, None].to(scores.dtype)
+
+
 class _SampledTokenRecorder(LogitsProcessor):
     """Records, for each step, the log-probability and entropy of the sampling distribution.
 
@@ -71,8 +115,7 @@ class _SampledTokenRecorder(LogitsProcessor):
         logp = torch.log_softmax(scores.float(), dim=-1)
         self.previous = logp
         if self.with_entropy:
-            p = logp.exp()
-            self.entropies.append(-torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1))
+            self.entropies.append(_entropy(logp))
         return scores
 
     def _pick(self, tokens: Tensor) -> None:
@@ -85,12 +128,7 @@ class _SampledTokenRecorder(LogitsProcessor):
         steps = sequences.shape[1] - self.prompt_width
         if self.previous is not None:
             self._pick(sequences[:, self.prompt_width + len(self.logprobs)])
-        if len(self.logprobs) != steps:
-            raise RuntimeError(
-                f"recorded {len(self.logprobs)} sampling steps for {steps} generated tokens; "
-                "another logits processor or a generation option changed the step count"
-            )
-        logprobs = torch.stack(self.logprobs, dim=1)
+        logprobs = _stack_steps(self.logprobs, steps, "sampling steps")
         entropies = torch.stack(self.entropies[:steps], dim=1) if self.with_entropy else None
         return logprobs, entropies
 
@@ -189,8 +227,12 @@ class HFBackend:
             attention[r, width - len(p) :] = 1
         recorder = _SampledTokenRecorder(width, self.with_entropy)
         processors: list[LogitsProcessor] = []
+        tempered = None
         if not sampling.greedy:
-            if sampling.temperature != 1.0:
+            if sampling.token_temperature is not None:  # in place of the temperature warper
+                tempered = _TokenTemperatureWarper(sampling.token_temperature, sampling.temperature)
+                processors.append(tempered)
+            elif sampling.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(sampling.temperature))
             if sampling.top_p < 1.0:
                 processors.append(TopPLogitsWarper(sampling.top_p))
@@ -205,6 +247,10 @@ class HFBackend:
         logprobs, entropies = recorder.finish(sequences)
         logprobs = logprobs.cpu()
         entropies = entropies.cpu() if entropies is not None else None
+        temperatures = None
+        if tempered is not None:
+            temperatures = _stack_steps(tempered.temperatures, sequences.shape[1] - width, "temperatures")
+            temperatures = temperatures.cpu()
 
         out = []
         eos = set(self.eos_ids)
@@ -221,6 +267,7 @@ class HFBackend:
                     text=self.tokenizer.decode(ids, skip_special_tokens=True),
                     finish_reason=finish,
                     entropies=tuple(entropies[r, :end].tolist()) if entropies is not None else None,
+                    temperatures=tuple(temperatures[r, :end].tolist()) if temperatures is not None else None,
                 )
             )
         return out

@@ -127,6 +127,7 @@ class OpenAIBackend:
         sampling: SamplingParams,
         contexts: Sequence[TurnContext] | None = None,
     ) -> list[Generation]:
+        sampling.refuse_token_temperature(self.name)
         if any(len(p) == 0 for p in prompt_ids):
             raise ValueError("generate(): an empty prompt")
         if self.api == "chat" and (contexts is None or any(not c.messages for c in contexts)):

