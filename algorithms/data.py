@@ -51,6 +51,8 @@ class Turn:
         terminated: the env ended the episode at this step (won or lost).
         truncated: the turn limit ended the episode at this step.
         mean_entropy: mean token entropy of the completion under the sampling policy, if known.
+        mean_temperature: mean sampling temperature of the completion's tokens when they were
+            sampled at per-token temperatures (HAPO); None otherwise.
         trainable: False when the backend could not return the sampled ids and their
             log-probabilities (a chat-only API): the turn is a record, never a training row.
     """
@@ -70,6 +72,7 @@ class Turn:
     truncated: bool = False
     mean_entropy: float | None = None
     trainable: bool = True
+    mean_temperature: float | None = None
 
     @property
     def format_ok(self) -> bool:

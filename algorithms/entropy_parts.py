@@ -12,7 +12,8 @@ sets it) and calls the pure functions; the learner calls it like any other part
   pi_proxy) (:func:`~agentropy.algorithms.entropy_methods.lp_reg_policy_loss`);
 - ``hapo``: the policy loss becomes HAPO's adaptive-clip, redistributed-advantage surrogate
   (:func:`~agentropy.algorithms.entropy_methods.hapo_policy_loss`), with the entropy
-  normalisation taken over the whole batch's old-policy entropies;
+  normalisation taken over the whole batch's old-policy entropies, and the next training
+  rollout samples at HAPO's token-aware temperature (``rollout_sampling``);
 - ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
   (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`).
 
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from agentropy.agents.temperature import TokenTemperature
 from agentropy.algorithms import entropy_methods as em
 from agentropy.algorithms import functional as fn
 from agentropy.algorithms.advantages import AdvantageInputs, AdvantageOutput
@@ -42,6 +44,7 @@ from agentropy.algorithms.regularizers import KL_WEIGHT
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    from agentropy.agents.backends.base import SamplingParams
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
     from agentropy.configs.methods import (
@@ -437,9 +440,16 @@ class HapoPart(_OldEntropy):
     pivot and scale of :func:`~agentropy.algorithms.entropy_methods.hapo_entropy_stats` over the
     whole batch (so micro-batching does not change the update); the policy loss is
     :func:`~agentropy.algorithms.entropy_methods.hapo_policy_loss` with the pass's clip range and
-    dual clip. ``legacy_sign`` reproduces the released normalisation's sign error. The token-aware
-    sampling temperature (``tau``) is not applied: the rollout samples every token of a turn at
-    one temperature. Logs ``hapo/pivot``, ``hapo/h_hat``.
+    dual clip. ``legacy_sign`` reproduces the released normalisation's sign error.
+
+    The sampler's side (:meth:`rollout_sampling`): with ``tau`` > 0 the next training rollout
+    samples each token at T_t = T0 (1 + tau h^_t), h^_t its own entropy normalised with this
+    update's statistics (:class:`~agentropy.agents.temperature.TokenTemperature`; the released
+    code passes the previous step's statistics to its sampler the same way). Before the first
+    update there are none and every token is sampled at T0. The statistics are checkpointed, so a
+    resumed run's next rollout uses the same rule. The ratio's denominator is the learner's
+    ``old_logprobs`` (``recompute``: temperature 1, as released, uncorrected). Logs
+    ``hapo/pivot``, ``hapo/h_hat``.
     """
 
     def __init__(self, cfg: HapoConfig) -> None:
@@ -463,6 +473,20 @@ class HapoPart(_OldEntropy):
                                   clip_high=lc.clip_high, alpha=self.cfg.alpha, beta=self.cfg.beta,
                                   dual_clip_c=lc.dual_clip_c)
         return out.to(loss.dtype)
+
+    def rollout_sampling(self, sampling: SamplingParams) -> SamplingParams:
+        if self.stats is None or self.cfg.tau == 0:
+            return sampling
+        rule = TokenTemperature(self.stats, tau=self.cfg.tau, legacy_sign=self.cfg.legacy_sign)
+        return dataclasses.replace(sampling, token_temperature=rule)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"hapo": {"stats": None if self.stats is None else dataclasses.asdict(self.stats)}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "hapo" in state:
+            saved = state["hapo"]["stats"]
+            self.stats = None if saved is None else em.HapoEntropyStats(**saved)
 
 
 @LEARNER_PARTS.register("hapo")

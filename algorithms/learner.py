@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from agentropy.algorithms import distributed as dp
@@ -52,6 +52,9 @@ from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS, POLICY_LOSS
 from agentropy.configs.parts import names
 from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from agentropy.agents.backends.base import SamplingParams
 
 __all__ = ["Learner", "UpdateResult"]
 
@@ -255,6 +258,13 @@ class Learner:
     def records(self) -> dict[str, list[dict[str, Any]]]:
         """The parts' row logs as they are now (log name -> rows; empty without such parts)."""
         return {name: rows for part in self.parts.values() for name, rows in part.records().items()}
+
+    def rollout_sampling(self, sampling: SamplingParams) -> SamplingParams:
+        """The next training rollout's sampling parameters, ``sampling`` as the parts change it
+        (:meth:`~agentropy.algorithms.parts.LearnerPart.rollout_sampling`, in order)."""
+        for part in self.parts.values():
+            sampling = part.rollout_sampling(sampling)
+        return sampling
 
     # ------------------------------------------------------------------------------------------
     # Pieces of the update

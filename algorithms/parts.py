@@ -32,6 +32,9 @@ The fixed points of ``Learner.update``, in order:
 5. :meth:`LearnerPart.after_update` (the step's rows with their advantages), then
    :meth:`LearnerPart.end_step` (also when the group filter left no rows).
 
+Between updates, :meth:`LearnerPart.rollout_sampling` may change the next training rollout's
+sampling parameters (HAPO's per-token temperature rule from the last update's statistics).
+
 Checkpoints: :meth:`LearnerPart.state_dict` returns top-level entries of the learner's state.
 """
 
@@ -46,6 +49,7 @@ from agentropy.algorithms.data import TokenBatch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    from agentropy.agents.backends.base import SamplingParams
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.configs.schema import PolicyLossConfig
 
@@ -259,6 +263,13 @@ class LearnerPart:
     def end_step(self, step: int, tally: Tally, rows: int) -> None:
         """Last hook of every update (``rows`` trained on; 0 when the group filter left none);
         the tally holds the step's metrics so far (``actor/entropy``, ``actor/kl_ref``)."""
+
+    # -- the next rollout ----------------------------------------------------------------------
+    def rollout_sampling(self, sampling: SamplingParams) -> SamplingParams:
+        """The sampling parameters of the next training rollout as this part changes them (the
+        parts in order, each given the previous one's result; evaluation keeps its own). The
+        default returns ``sampling`` unchanged."""
+        return sampling
 
     # -- what the trainer logs and checkpoints -------------------------------------------------
     def records(self) -> dict[str, list[dict[str, Any]]]:

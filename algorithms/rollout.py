@@ -142,6 +142,7 @@ def _turn(ep: _Episode, step: AgentStep, result: StepResult, capped: bool) -> Tu
         truncated=bool(result.truncated) or (capped and not result.terminated),
         mean_entropy=gen.mean_entropy,
         trainable=gen.trainable,
+        mean_temperature=gen.mean_temperature,
     )
 
 

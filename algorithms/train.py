@@ -104,13 +104,16 @@ class _InfoColumn(ProgressColumn):
 
 def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, float]:
     """Success, score, length, invalid-action rate (all, and split into format failures and
-    env refusals), the length of won episodes, sampling entropy and failures of episodes."""
+    env refusals), the length of won episodes, sampling entropy and failures of episodes; the
+    mean per-token sampling temperature when the turns were sampled at one per token."""
     done = [t for t in trajs if not t.failure]
     n, turns = max(len(done), 1), max(sum(t.length for t in done), 1)
     entropies = [turn.mean_entropy for t in done for turn in t.turns if turn.mean_entropy is not None]
+    temps = [turn.mean_temperature for t in done for turn in t.turns if turn.mean_temperature is not None]
     won = [t.length for t in done if t.won]
     bad_format = sum(not turn.format_ok for t in done for turn in t.turns)
-    return {
+    out = {f"{prefix}/temperature": sum(temps) / len(temps)} if temps else {}
+    return out | {
         # the sampling policy's mean token entropy: known even when the learner drops every row
         f"{prefix}/entropy": sum(entropies) / len(entropies) if entropies else math.nan,
         f"{prefix}/success": sum(t.won for t in done) / n,
@@ -316,9 +319,10 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, iteration])
         tasks = [Task(seed=int(s)) for s in rng.integers(0, 2**31 - 1, size=cfg.tasks_per_iteration)]
         stats, records = RolloutStats(), []
+        sampling = self.learner.rollout_sampling(self.agent.sampling)  # the parts' rule (HAPO's T_t)
         with self._timed(row, "time/rollout_s"):
             trajs = collect(self.train_pool, self.agent, tasks, cfg.group_size, records=records,
-                            phase="train", iteration=iteration,
+                            phase="train", iteration=iteration, sampling=sampling,
                             first_group_id=(iteration - 1) * cfg.tasks_per_iteration,
                             stats=stats, progress=self.progress)
         row.update(_rollout_metrics("train", trajs))

@@ -278,7 +278,11 @@ class HapoConfig:
     ``hapo`` advantage estimator)"""
 
     tau: float = 0.05
-    """temperature range T_t = T0 (1 + tau h^) (rollout.temperature_tau)"""
+    """temperature range of the token-aware sampling temperature T_t = T0 (1 + tau h^), h^ the token's
+    entropy normalised with the last update's statistics (rollout.temperature_tau; the training
+    rollout only, ``hf`` backend only). The PPO ratio's denominator is ``algorithm.old_logprobs``'s:
+    ``recompute`` is the temperature-1 forward pass (the released code's, uncorrected), ``rollout``
+    the sampler's log-probability at T_t"""
     pivot: float = 0.8
     """quantile of log-entropy used as the pivot (actor.entropy_pivot; function default 0.5)"""
     alpha: float = 1.0
@@ -291,9 +295,6 @@ class HapoConfig:
     """fall back to GRPO for a group with some |A| >= this (code constant)"""
     legacy_sign: bool = False
     """True reproduces the released normalisation, which maps low-entropy tokens to positive h^"""
-    old_logp_at_unit_temperature: bool = False
-    """True: ratio against T = 1 as released; False (default): against the per-token sampling
-    temperature, the distribution that generated the tokens"""
 
     def __post_init__(self) -> None:
         _in("algorithm.hapo.tau", self.tau, 0.0, 1.0, hi_open=True)

@@ -683,9 +683,6 @@ class AlgorithmConfig:
             if getattr(self, key).enabled and self.policy_loss.name != "ppo_clip":
                 raise ConfigError(f"algorithm.{key}.enabled: the part replaces a ppo_clip policy loss, got "
                                   f"algorithm.policy_loss.name={self.policy_loss.name!r}")
-        if self.hapo.enabled and self.hapo.tau > 0:
-            raise ConfigError("algorithm.hapo.tau: the token-aware sampling temperature is not implemented "
-                              "(the rollout samples a turn at one temperature); set it to 0")
         if self.aepo_a.enabled and self.aepo_a.branching:
             raise ConfigError("algorithm.aepo_a.branching: the entropy-balanced (branching) rollout is not "
                               "implemented in the collector; set it to false")
@@ -843,6 +840,13 @@ class TrainConfig:
         if (self.env.pool == "ray") != (self.cluster.backend == "ray"):
             raise ConfigError(f"env.pool={self.env.pool} needs cluster=ray, and cluster=ray needs "
                               f"env.pool=ray (cluster.backend is {self.cluster.backend!r})")
+        if self.algorithm.hapo.enabled and self.algorithm.hapo.tau > 0:
+            if self.agent.backend != "hf":
+                raise ConfigError(f"algorithm.hapo.tau: the token-aware sampling temperature needs "
+                                  f"agent.backend=hf (got {self.agent.backend}); set algorithm.hapo.tau=0")
+            if self.agent.temperature == 0:
+                raise ConfigError("algorithm.hapo.tau: a greedy rollout (agent.temperature=0) has no "
+                                  "temperature to adapt; set algorithm.hapo.tau=0")
 
 
 def _register() -> None:

@@ -239,9 +239,38 @@ def test_hapo_token_level_advantage_and_its_loss(tiny_model_dir, batch):
     cfg = load_config(["algorithm=hapo", *SMALL]).algorithm
     _, _, metrics, learner = _update(tiny_model_dir, cfg, batch)
     assert learner.parts["hapo"].stats is not None and -1 <= metrics["hapo/h_hat"] <= 1
-    for bad, key in (("algorithm.hapo.tau=0.05", "tau"), ("algorithm.policy_loss.name=clip_cov", "enabled")):
+    # the token-aware temperature needs the hf backend and a sampled rollout; tau 0 needs neither
+    for bad, key in (("agent.backend=vllm", "tau"), ("agent.temperature=0", "tau"),
+                     ("algorithm.policy_loss.name=clip_cov", "enabled")):
         with pytest.raises(ConfigError, match=rf"algorithm\.hapo\.{key}"):
             load_config(["algorithm=hapo", bad])
+    load_config(["algorithm=hapo", "agent.backend=vllm", "algorithm.hapo.tau=0"])
+
+
+def test_hapo_sets_the_next_rollouts_token_temperature(tiny_model_dir, batch):
+    from agentropy.agents.backends.base import SamplingParams
+    from agentropy.agents.temperature import TokenTemperature
+
+    sampling = SamplingParams(max_new_tokens=8, temperature=1.0, top_p=1.0)
+    cfg = load_config(["algorithm=hapo", *SMALL, "algorithm.hapo.legacy_sign=true"]).algorithm
+
+    def make():
+        return Learner(load_pretrained(tiny_model_dir)[0], cfg, total_steps=10, max_new_tokens=64,
+                       max_seq_len=256)
+
+    learner = make()
+    assert learner.rollout_sampling(sampling) == sampling  # no statistics yet: T0 everywhere
+    learner.update(batch)
+    stats = learner.parts["hapo"].stats
+    assert learner.rollout_sampling(sampling) == dataclasses.replace(
+        sampling, token_temperature=TokenTemperature(stats, tau=0.05, legacy_sign=True))
+    # a resumed learner's next rollout uses the same rule
+    fresh = make()
+    fresh.load_state_dict(learner.state_dict())
+    assert fresh.rollout_sampling(sampling) == learner.rollout_sampling(sampling)
+    # neutral: tau 0 leaves the sampling alone (the base learner's rollout)
+    learner.parts["hapo"].cfg = dataclasses.replace(cfg.hapo, tau=0.0)
+    assert learner.rollout_sampling(sampling) == sampling
 
 
 # ----------------------------------------------------------------------------------------- AEPO-A

@@ -77,6 +77,10 @@ def test_two_rl_iterations_of_every_algorithm(tmp_path, algorithm):
     if algorithm == "spear":
         lines = (run / "replay.jsonl").read_text().splitlines()
         assert [json.loads(line)["iteration"] for line in lines] == [1, 2]
+    if algorithm == "hapo":  # the second rollout samples at the first update's token temperatures
+        first, second = read_metrics(run)[1:3]
+        assert "train/temperature" not in first
+        assert 0.95 <= second["train/temperature"] <= 1.05 and second["train/temperature"] != 1.0
 
 
 def test_method_over_another_base(tmp_path):
