@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from agentropy.algorithms import distributed as dp
@@ -52,6 +52,9 @@ from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS, POLICY_LOSS
 from agentropy.configs.parts import names
 from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from agentropy.algorithms.rollout import BranchRule
 
 __all__ = ["Learner", "UpdateResult"]
 
@@ -255,6 +258,14 @@ class Learner:
     def records(self) -> dict[str, list[dict[str, Any]]]:
         """The parts' row logs as they are now (log name -> rows; empty without such parts)."""
         return {name: rows for part in self.parts.values() for name, rows in part.records().items()}
+
+    def branch_rule(self) -> BranchRule | None:
+        """The branching rollout a part asks of the collector (:meth:`LearnerPart.branch_rule`), or
+        None; two parts cannot both branch the rollout."""
+        rules = [rule for part in self.parts.values() if (rule := part.branch_rule()) is not None]
+        if len(rules) > 1:
+            raise ValueError(f"{len(rules)} learner parts each give a branching rollout; at most one may")
+        return rules[0] if rules else None
 
     # ------------------------------------------------------------------------------------------
     # Pieces of the update

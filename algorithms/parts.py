@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from agentropy.algorithms.advantages import RewardSignals
+    from agentropy.algorithms.rollout import BranchRule
     from agentropy.configs.schema import PolicyLossConfig
 
 __all__ = ["ExtraPass", "LearnerPart", "LossContext", "LossTerm", "PartContext", "Tally"]
@@ -259,6 +260,12 @@ class LearnerPart:
     def end_step(self, step: int, tally: Tally, rows: int) -> None:
         """Last hook of every update (``rows`` trained on; 0 when the group filter left none);
         the tally holds the step's metrics so far (``actor/entropy``, ``actor/kl_ref``)."""
+
+    # -- the rollout ---------------------------------------------------------------------------
+    def branch_rule(self) -> BranchRule | None:
+        """A branching rollout the trainer gives the collector (AEPO-A's entropy-balanced one;
+        :class:`agentropy.algorithms.rollout.BranchRule`); None: episodes start from the reset."""
+        return None
 
     # -- what the trainer logs and checkpoints -------------------------------------------------
     def records(self) -> dict[str, list[dict[str, Any]]]:
