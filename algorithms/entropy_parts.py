@@ -508,7 +508,7 @@ class AepoAPart(LearnerPart):
 @dataclass(frozen=True)
 class AepoABranchRule:
     """AEPO-A's dynamic entropy-balanced rollout as the collector's branch rule (Dong et al. 2025,
-    arXiv 2510.14545; ENTROPY_METHODS.md section 4.1): the branching decision of ARPO's rollout with
+    arXiv 2510.14545; docs/algorithms.md section 14.6): the branching decision of ARPO's rollout with
     AEPO's consecutive-branch penalty, in the form of the third-party reproduction ARLArena
     (UNVERIFIED; no official code).
 
