@@ -113,6 +113,13 @@ class Trajectory:
         score: the environment's final score in [0, 1].
         episode_id: unique id of the episode in its run.
         failure: why the episode could not be completed ("" when it was); e.g. a dead worker.
+        parent_id: the episode this one branched from in a branching rollout
+            (:class:`agentropy.algorithms.rollout.BranchRule`); "" for an episode started from reset.
+        fork_turn: how many leading turns a branch replayed from its parent: ``turns[:fork_turn]``
+            are the parent's turns (same actions, same observations), the rest its own; 0 for
+            an episode started from reset.
+        train_from: :func:`collate` makes training rows of ``turns[train_from:]`` only; a branch
+            whose shared prefix is trained once, in its parent, sets it to ``fork_turn``.
     """
 
     env_id: str
@@ -128,6 +135,9 @@ class Trajectory:
     score: float = 0.0
     episode_id: str = ""
     failure: str = ""
+    parent_id: str = ""
+    fork_turn: int = 0
+    train_from: int = 0
 
     @property
     def length(self) -> int:
@@ -289,7 +299,7 @@ def collate(
     pad_token_id: int,
     max_length: int | None = None,
 ) -> TokenBatch:
-    """Make one training row per turn of every trajectory.
+    """Make one training row per turn of every trajectory (from its ``train_from`` turn on).
 
     Args:
         trajectories: the episodes, in any order; row order follows them turn by turn.
@@ -298,7 +308,9 @@ def collate(
             by the prompt builder, never here).
 
     Returns:
-        A :class:`TokenBatch` with B = total number of turns and T = the longest row.
+        A :class:`TokenBatch` with B = total number of turns (less the turns before each
+        trajectory's ``train_from``) and T = the longest row; ``turn_index`` keeps each row's
+        turn number within its trajectory.
 
     Raises:
         ValueError: a trajectory is not trainable (played through an API that returns text
@@ -316,6 +328,7 @@ def collate(
         (ti, k, traj, turn)
         for ti, traj in enumerate(trajectories)
         for k, turn in enumerate(traj.turns)
+        if k >= traj.train_from
     ]
     if not rows:
         raise ValueError("collate() got no turns: every trajectory is empty")

@@ -71,6 +71,7 @@ __all__ = [
     "aepo_a_advantages",
     "aepo_a_policy_loss",
     "aepo_a_step_entropy",
+    "aepo_a_token_step_entropy",
     "aepo_a_global_samples",
     "aepo_a_branch_probability",
     "aepo_a_branch_count",
@@ -505,11 +506,31 @@ def aepo_a_step_entropy(
         Scalar.
     """
     lp = topk_logprobs[:n_tokens]
-    per_pos = -(lp.exp() * lp).sum(dim=-1)
-    if per_pos.numel() == 0:
-        return lp.new_zeros(())
-    h = per_pos.mean() if reduce == "mean" else per_pos.sum()
-    return h / math.log(vocab_size)
+    per_position = -(lp.exp() * lp).sum(dim=-1)
+    return aepo_a_token_step_entropy(per_position, vocab_size, n_tokens=n_tokens, reduce=reduce)
+
+
+def aepo_a_token_step_entropy(
+    entropies: Tensor, vocab_size: int, *, n_tokens: int = 20, reduce: str = "mean"
+) -> Tensor:
+    """Entropy of one generation step from per-position entropies, divided by ln|V|.
+
+    The reduction of :func:`aepo_a_step_entropy` (mean over the first ``n_tokens`` positions, or
+    the sum), applied to entropies already computed per position: the sampler's full-vocabulary
+    token entropies (``Generation.entropies``) where the top-k log-probabilities the paper's
+    rollout reads are not returned. Full entropies are larger than top-k ones (the tail counts),
+    so the values are not interchangeable. No positions give 0.
+
+    Args:
+        entropies: (L,) nats, one per generated position.
+
+    Returns:
+        Scalar.
+    """
+    h = entropies[:n_tokens]
+    if h.numel() == 0:
+        return h.new_zeros(())
+    return (h.mean() if reduce == "mean" else h.sum()) / math.log(vocab_size)
 
 
 def aepo_a_global_samples(k: int, root_entropy: float, tool_entropy_mean: float, *, beta: float = 0.5) -> int:

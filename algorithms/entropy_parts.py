@@ -15,7 +15,8 @@ sets it) and calls the pure functions; the learner calls it like any other part
   normalisation taken over the whole batch's old-policy entropies, and the next training
   rollout samples at HAPO's token-aware temperature (``rollout_sampling``);
 - ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
-  (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`).
+  (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`); with ``branching`` it also
+  gives the rollout collector its branch rule (:class:`AepoABranchRule`).
 
 CANON and HAPO's token-level group average are advantage estimators (``canon``, ``hapo``),
 registered here with the parts.
@@ -30,8 +31,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from agentropy.agents.temperature import TokenTemperature
 from agentropy.algorithms import entropy_methods as em
@@ -44,7 +47,7 @@ from agentropy.algorithms.regularizers import KL_WEIGHT
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from agentropy.agents.backends.base import SamplingParams
+    from agentropy.agents.backends.base import Generation, SamplingParams
     from agentropy.algorithms.advantages import RewardSignals
     from agentropy.algorithms.data import TokenBatch
     from agentropy.configs.methods import (
@@ -57,8 +60,8 @@ if TYPE_CHECKING:
     )
     from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
 
-__all__ = ["AepoAPart", "AresPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart", "canon",
-           "completion_logits", "hapo", "trigger_token_ids"]
+__all__ = ["AepoABranchRule", "AepoAPart", "AresPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart",
+           "canon", "completion_logits", "hapo", "trigger_token_ids"]
 
 OLD_ENTROPY = "old_entropy"
 LP_PROXY = "lp_reg_proxy_logprobs"
@@ -505,11 +508,16 @@ class AepoAPart(LearnerPart):
     advantages scaled by (1 + alpha H^), H^ the z-scored entropy of the current forward over the
     micro-batch (as released: docs/algorithms.md section 9.5), and a clipped high-entropy token
     keeps a gradient rescaled to (1 + eps_h). The clip range is the pass's; the dual clip is
-    ``aepo_a.dual_clip_c``. The entropy-balanced rollout (branching) is not implemented.
+    ``aepo_a.dual_clip_c``. With ``aepo_a.branching`` the part's :meth:`branch_rule` is AEPO-A's
+    entropy-balanced rollout (:class:`AepoABranchRule`), which the trainer gives the collector.
     """
 
-    def __init__(self, cfg: AepoAConfig) -> None:
+    def __init__(self, cfg: AepoAConfig, rule: AepoABranchRule | None = None) -> None:
         self.cfg = cfg
+        self.rule = rule
+
+    def branch_rule(self) -> AepoABranchRule | None:
+        return self.rule
 
     def token_loss(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any, loss: Tensor) -> Tensor:
         lc = _require(ctx.loss_cfg)
@@ -520,9 +528,82 @@ class AepoAPart(LearnerPart):
         return out.to(loss.dtype)
 
 
+@dataclass(frozen=True)
+class AepoABranchRule:
+    """AEPO-A's dynamic entropy-balanced rollout as the collector's branch rule (Dong et al. 2025,
+    arXiv 2510.14545; docs/algorithms.md section 14.6): the branching decision of ARPO's rollout with
+    AEPO's consecutive-branch penalty, in the form of the third-party reproduction ARLArena
+    (UNVERIFIED; no official code).
+
+    - Global samples: ``m = min(global_samples, k)`` of a group's k = ``group_size`` episodes start
+      from the reset (entropy pre-monitoring, ``dynamic_global_samples``, is not wired: it needs a
+      probe rollout per task; the config refuses it).
+    - Step entropy of a turn (a "tool call" of the paper is an env step, and the step's entropy
+      is that of the generation that reads the step's observation, as ARPO measures the first
+      tokens generated after a tool result): the mean over the first ``entropy_tokens`` generated
+      tokens of the sampler's **full-vocabulary** token entropy, divided by ln|V|
+      (:func:`~agentropy.algorithms.entropy_methods.aepo_a_token_step_entropy`). The paper's
+      rollout reads vLLM's top-10 log-probabilities instead, which underestimate the entropy, so
+      ``branch_weight`` does not carry over exactly. A backend that returns no token entropies
+      (vLLM) gives the mean surprisal -log p of the same sampled tokens instead, a one-sample
+      estimate of the same entropy.
+    - Fork: u ~ Uniform(0, 1) from a generator seeded by ``(seed, key)``; the episode forks
+      :func:`~agentropy.algorithms.entropy_methods.aepo_a_branch_count` branches (``beam_size -
+      1`` when clip((u + w dH) max(0, 1 - P l), 0, 1) >= ``branch_threshold``, within the
+      group's budget), dH = step entropy minus the episode's first turn's, l the group's
+      consecutive forking rounds.
+
+    Attributes:
+        cfg: the method's settings (``branch_weight``, ``branch_threshold``,
+            ``consecutive_penalty``, ``beam_size``, ``global_samples``, ``entropy_tokens``,
+            ``train_prefix_once``).
+        vocab_size: |V| of the policy's output layer (the entropy normaliser ln|V|).
+        seed: seeds the draws with each decision's key (``algorithm.seed``).
+    """
+
+    cfg: AepoAConfig
+    vocab_size: int
+    seed: int = 0
+
+    @property
+    def prefix_once(self) -> bool:
+        return self.cfg.train_prefix_once
+
+    def global_samples(self, group_size: int) -> int:
+        return min(self.cfg.global_samples, group_size)
+
+    def step_entropy(self, generation: Generation) -> float | None:
+        if generation.entropies is not None:
+            per_token = torch.tensor(generation.entropies, dtype=torch.float64)
+        elif generation.logprobs:
+            per_token = -torch.tensor(generation.logprobs, dtype=torch.float64)
+        else:  # a text-only generation
+            return None
+        h = em.aepo_a_token_step_entropy(per_token, self.vocab_size, n_tokens=self.cfg.entropy_tokens)
+        return float(h)
+
+    def forks(self, *, key: Sequence[int], delta_entropy: float, consecutive: int, budget_left: int) -> int:
+        u = float(np.random.default_rng([self.seed, *key]).random())
+        c = self.cfg
+        return int(em.aepo_a_branch_count(u, delta_entropy, consecutive, budget_left, weight=c.branch_weight,
+                                          penalty=c.consecutive_penalty, threshold=c.branch_threshold,
+                                          beam_size=c.beam_size))
+
+
+def _vocab_size(model: nn.Module) -> int:
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if not size:
+        raise ValueError("algorithm.aepo_a.branching: the policy's config gives no vocab_size (the "
+                         "step entropy is divided by ln|V|)")
+    return int(size)
+
+
 @LEARNER_PARTS.register("aepo_a")
 def _aepo_a(cfg: AlgorithmConfig, ctx: PartContext) -> AepoAPart | None:
-    return AepoAPart(cfg.aepo_a) if cfg.aepo_a.enabled else None
+    if not cfg.aepo_a.enabled:
+        return None
+    rule = AepoABranchRule(cfg.aepo_a, _vocab_size(ctx.model), cfg.seed) if cfg.aepo_a.branching else None
+    return AepoAPart(cfg.aepo_a, rule)
 
 
 # -------------------------------------------------------------------------------------------- CANON

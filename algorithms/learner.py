@@ -55,6 +55,7 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from agentropy.agents.backends.base import SamplingParams
+    from agentropy.algorithms.rollout import BranchRule
 
 __all__ = ["Learner", "UpdateResult"]
 
@@ -265,6 +266,14 @@ class Learner:
         for part in self.parts.values():
             sampling = part.rollout_sampling(sampling)
         return sampling
+
+    def branch_rule(self) -> BranchRule | None:
+        """The branching rollout a part asks of the collector (:meth:`LearnerPart.branch_rule`), or
+        None; two parts cannot both branch the rollout."""
+        rules = [rule for part in self.parts.values() if (rule := part.branch_rule()) is not None]
+        if len(rules) > 1:
+            raise ValueError(f"{len(rules)} learner parts each give a branching rollout; at most one may")
+        return rules[0] if rules else None
 
     # ------------------------------------------------------------------------------------------
     # Pieces of the update

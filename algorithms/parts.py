@@ -51,6 +51,7 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from agentropy.agents.backends.base import SamplingParams
     from agentropy.algorithms.advantages import RewardSignals
+    from agentropy.algorithms.rollout import BranchRule
     from agentropy.configs.schema import PolicyLossConfig
 
 __all__ = ["ExtraPass", "LearnerPart", "LossContext", "LossTerm", "PartContext", "Tally"]
@@ -270,6 +271,11 @@ class LearnerPart:
         parts in order, each given the previous one's result; evaluation keeps its own). The
         default returns ``sampling`` unchanged."""
         return sampling
+
+    def branch_rule(self) -> BranchRule | None:
+        """A branching rollout the trainer gives the collector (AEPO-A's entropy-balanced one;
+        :class:`agentropy.algorithms.rollout.BranchRule`); None: episodes start from the reset."""
+        return None
 
     # -- what the trainer logs and checkpoints -------------------------------------------------
     def records(self) -> dict[str, list[dict[str, Any]]]:

@@ -12,11 +12,28 @@ reports a failure (the trajectory then carries ``failure`` and callers leave it 
 A turn is invalid when its completion was malformed (:mod:`agentropy.agents.parsing`) or the env refused
 the command (``info["action_is_valid"]``); both reasons are kept, as ``"format: ..."`` and
 ``"env: ..."``. Every finished episode is appended to the run's episode log right away.
+
+**Branching.** With a :class:`BranchRule` (AEPO-A's, arXiv 2510.14545, from the ``aepo_a``
+learner part) a group's ``group_size`` episodes are not all started from the reset. ``m =
+rule.global_samples(group_size)`` are; after each env step ("tool call") the rule looks at the
+generation that reads the step's observation, and may fork the episode: a fork is a new member of
+the same group, played in a fresh env slot reset with the same task, whose first turns replay the
+parent's actions (its :class:`~agentropy.algorithms.data.Turn` records for the shared prefix are
+the parent's; nothing is generated again) before it samples on its own from the fork point, the
+turn whose generation the rule judged. The replay checks every observation and reward against
+the parent's (an env that diverges fails the branch, which is then not trained on). Forks are
+taken while the group's budget lasts; when every episode of a group has ended with budget left,
+the rest start from the reset, so every group still has ``group_size`` members. A branch records
+its parent's episode id and the fork turn (``Trajectory.parent_id``, ``fork_turn``), and with
+``rule.prefix_once`` its shared turns are not training rows (``train_from``): they are trained
+once, in the parent. Which episodes fork is seeded (the rule draws from the task seed, group,
+member and turn), so the same seed and policy give the same branches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 import uuid
@@ -24,10 +41,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from agentropy.agents.agent import Agent, AgentStep
-from agentropy.agents.backends.base import SamplingParams
+from agentropy.agents.backends.base import Generation, SamplingParams
 from agentropy.agents.prompts import EpisodeMemory
 from agentropy.algorithms.data import Trajectory, Turn
 from agentropy.envs.pool import EnvPool, EnvSpec, StepResult
@@ -35,7 +52,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agentropy.records.episodes import EpisodeLog, EpisodeRecord, TurnRecord, package_versions
 
-__all__ = ["RolloutStats", "Task", "collect", "episode_record"]
+__all__ = ["BranchRule", "RolloutStats", "Task", "collect", "episode_record"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +68,39 @@ class Task:
 
     seed: int | None
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class BranchRule(Protocol):
+    """A branching rollout: how many episodes of a group start from the reset, and when an
+    episode forks (see the module docstring). The ``aepo_a`` learner part supplies AEPO-A's
+    (:class:`agentropy.algorithms.entropy_parts.AepoABranchRule`).
+
+    Attributes:
+        prefix_once: a branch's shared prefix is trained once, in its parent (the branch's
+            ``train_from`` is its ``fork_turn``); False trains it once per branch too.
+    """
+
+    prefix_once: bool
+
+    def global_samples(self, group_size: int) -> int:
+        """How many of a group's ``group_size`` episodes start from the reset (1..group_size)."""
+        ...
+
+    def step_entropy(self, generation: Generation) -> float | None:
+        """The entropy of one turn's generation as the rule measures it (None: unknown, no fork)."""
+        ...
+
+    def forks(self, *, key: Sequence[int], delta_entropy: float, consecutive: int, budget_left: int) -> int:
+        """How many branches an episode forks at this turn (0..budget_left).
+
+        Args:
+            key: non-negative ints naming the decision (task seed, group id, member, turn): the
+                rule's random draw comes from it, so the same key gives the same decision.
+            delta_entropy: this turn's step entropy minus the episode's first turn's.
+            consecutive: how many rounds in a row this group has forked, up to the last one.
+            budget_left: the group's members not yet started or queued.
+        """
+        ...
 
 
 @dataclass
@@ -102,6 +152,46 @@ class _Episode:
     turns: list[Turn] = field(default_factory=list)
     token_entropies: list[tuple[float, ...] | None] = field(default_factory=list)
     failure: str = ""
+    episode_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    step_entropies: list[float | None] = field(default_factory=list)
+    """per turn, the branch rule's step entropy (branching rollouts only)"""
+    parent_id: str = ""
+    fork_turn: int = 0
+    train_from: int = 0
+
+
+@dataclass(frozen=True)
+class _Fork:
+    """A branch waiting for its env: what it copies from its parent at the fork (private)."""
+
+    parent_id: str
+    turns: tuple[Turn, ...]
+    token_entropies: tuple[tuple[float, ...] | None, ...]
+    step_entropies: tuple[float | None, ...]
+    memory: EpisodeMemory
+    observation: str
+
+
+@dataclass
+class _Group:
+    """One task's group of episodes in a :func:`collect` call (private, mutable).
+
+    ``started`` members are started or queued (members ``0..started-1``, episode numbers
+    ``first + member``), ``live`` of them have not ended; ``consecutive`` counts the rounds in a
+    row in which the group forked.
+    """
+
+    task: Task
+    group_id: int
+    first: int
+    size: int
+    started: int = 0
+    live: int = 0
+    consecutive: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.size - self.started
 
 
 @cache
@@ -159,8 +249,11 @@ def _trajectory(ep: _Episode, spec: EnvSpec, policy_version: int) -> Trajectory:
         task_id=str(ep.info.get("task_id", "")),
         won=bool(ep.info.get("won", False)),
         score=float(ep.info.get("score", 0.0)),
-        episode_id=uuid.uuid4().hex[:12],
+        episode_id=ep.episode_id,
         failure=ep.failure,
+        parent_id=ep.parent_id,
+        fork_turn=ep.fork_turn,
+        train_from=ep.train_from,
     )
 
 
@@ -228,6 +321,8 @@ def episode_record(
         group_id=traj.group_id,
         failure=traj.failure,
         trainable=traj.trainable,
+        parent_id=traj.parent_id,
+        fork_turn=traj.fork_turn,
     )
 
 
@@ -246,6 +341,7 @@ def collect(
     max_turns: int | None = None,
     stats: RolloutStats | None = None,
     progress: bool | Progress = True,
+    branch_rule: BranchRule | None = None,
 ) -> list[Trajectory]:
     """Play each task ``group_size`` times to the end of every episode.
 
@@ -267,9 +363,13 @@ def collect(
         stats: if given, counters and timings are added to it.
         progress: show a progress bar (episodes done, success so far, tokens/s); a rich
             ``Progress`` already on screen gets the bar as one more task (removed at the end).
+        branch_rule: a branching rollout (module docstring); None plays every episode from the
+            reset.
 
     Returns:
-        One trajectory per episode, task-major: ``[task0 x group_size, task1 x group_size, ...]``.
+        One trajectory per episode, task-major: ``[task0 x group_size, task1 x group_size, ...]``;
+        with a branch rule a group's members are in the order they started (its first
+        ``global_samples`` from the reset, then branches and late starts).
     """
     if group_size <= 0:
         raise ValueError(f"group_size must be > 0, got {group_size}")
@@ -289,7 +389,7 @@ def collect(
     sinks = [sink.append for sink in (log_to, records) if sink is not None]
     recorder = _Recorder(agent, phase, iteration, sinks) if sinks else None
     run = _Run(pool, agent, tasks, group_size, first_group_id=first_group_id, sampling=sampling,
-               max_turns=max_turns, stats=stats, recorder=recorder)
+               max_turns=max_turns, stats=stats, recorder=recorder, branch_rule=branch_rule)
     with _progress_bar(progress, f"{phase} episodes", n) as show:
         while run.pending or run.active:
             run.start_waiting()
@@ -361,69 +461,166 @@ class _Recorder:
 
 class _Run:
     """The scheduling of one :func:`collect` call: episodes wait for a free pool slot, start
-    with a reset, play one turn per round, and free their slot when they end."""
+    with a reset (a branch then replays its parent's prefix), play one turn per round, and free
+    their slot when they end. Episode ``first + member`` of a group plays in slot ``first +
+    member`` when the pool has a slot per episode, else in the next free slot."""
 
     def __init__(self, pool: EnvPool, agent: Agent, tasks: Sequence[Task], group_size: int, *,
                  first_group_id: int, sampling: SamplingParams | None, max_turns: int | None,
-                 stats: RolloutStats, recorder: _Recorder | None) -> None:
+                 stats: RolloutStats, recorder: _Recorder | None,
+                 branch_rule: BranchRule | None = None) -> None:
         self.pool, self.agent, self.tasks, self.group_size = pool, agent, tasks, group_size
         self.first_group_id, self.sampling, self.max_turns = first_group_id, sampling, max_turns
-        self.stats, self.recorder = stats, recorder
+        self.stats, self.recorder, self.rule = stats, recorder, branch_rule
         self.policy_version = agent.policy_version
         n = len(tasks) * group_size
-        self.pending = deque(range(n))
+        self.dedicated = len(pool) >= n
         self.free = deque(range(min(len(pool), n)))
+        self.pending: deque[int] = deque()
+        self.forks: dict[int, _Fork] = {}
+        self.groups = [_Group(task, first_group_id + g, g * group_size, group_size)
+                       for g, task in enumerate(tasks)]
+        m = group_size if branch_rule is None else branch_rule.global_samples(group_size)
+        if not 1 <= m <= group_size:
+            raise ValueError(f"branch rule: {m} global samples for a group of {group_size}")
+        for group in self.groups:
+            self._queue(group, m)
         self.active: list[_Episode] = []
         self.results: list[Trajectory | None] = [None] * n
         self.done = self.successes = self.tokens = 0
 
+    def _queue(self, group: _Group, count: int, fork: _Fork | None = None) -> None:
+        """Queue ``count`` new members of ``group`` (branches of one parent when ``fork`` is given)."""
+        for _ in range(count):
+            index = group.first + group.started
+            group.started += 1
+            group.live += 1
+            if fork is not None:
+                self.forks[index] = fork
+            self.pending.append(index)
+
     def finish(self, ep: _Episode) -> None:
         traj = _trajectory(ep, self.pool.specs[ep.slot], self.policy_version)
         self.results[ep.index] = traj
-        self.free.append(ep.slot)
+        if not self.dedicated:
+            self.free.append(ep.slot)
         self.done += 1
         self.successes += traj.won
         self.stats.add_episode(traj)
         if self.recorder is not None:
             self.recorder(ep, traj)
+        group = self.groups[ep.index // self.group_size]
+        group.live -= 1
+        if group.live == 0 and group.left:  # nothing left to fork from: the rest start from the reset
+            self._queue(group, group.left)
 
     def start_waiting(self) -> None:
-        """Reset the envs of waiting episodes that have a free slot."""
+        """Reset the envs of waiting episodes that have a free slot; branches replay their prefix."""
         starting = []
-        while self.pending and self.free:
-            starting.append((self.pending.popleft(), self.free.popleft()))
+        while self.pending and (self.dedicated or self.free):
+            i = self.pending.popleft()
+            starting.append((i, i if self.dedicated else self.free.popleft()))
         if not starting:
             return
         slots = [slot for _, slot in starting]
-        chosen = [self.tasks[i // self.group_size] for i, _ in starting]
+        chosen = [self.groups[i // self.group_size].task for i, _ in starting]
         t0 = time.perf_counter()
         resets = self.pool.reset(slots, [t.seed for t in chosen], [dict(t.options) for t in chosen])
         self.stats.env_seconds += time.perf_counter() - t0
+        started = []
         for (i, slot), task, r in zip(starting, chosen, resets, strict=True):
-            family = _family(self.pool.specs[slot].env_id)
+            fork = self.forks.pop(i, None)
+            if fork is None:
+                memory = self.agent.start(_family(self.pool.specs[slot].env_id), str(r.info.get("task", "")))
+            else:
+                memory = copy.deepcopy(fork.memory)
             ep = _Episode(
                 index=i,
                 task=task,
                 group_id=self.first_group_id + i // self.group_size,
                 slot=slot,
-                memory=self.agent.start(family, str(r.info.get("task", ""))),
+                memory=memory,
                 observation=r.observation,
                 info=r.info,
                 first_observation=r.observation,
                 failure=r.failure,
             )
-            if r.failure:
+            if fork is not None:
+                ep.parent_id, ep.fork_turn = fork.parent_id, len(fork.turns)
+                ep.train_from = ep.fork_turn if self.rule is not None and self.rule.prefix_once else 0
+                ep.turns, ep.token_entropies = list(fork.turns), list(fork.token_entropies)
+                ep.step_entropies = list(fork.step_entropies)
+                if not ep.failure and r.observation != fork.turns[0].observation:
+                    ep.failure = "branch replay diverged: the reset observation differs from the parent's"
+            started.append((ep, fork))
+        self._replay([(ep, fork) for ep, fork in started if fork is not None and not ep.failure])
+        for ep, _ in started:
+            if ep.failure:
                 self.finish(ep)
             else:
                 self.active.append(ep)
 
+    def _replay(self, branches: Sequence[tuple[_Episode, _Fork]]) -> None:
+        """Step each branch's env with its parent's prefix actions, all branches a step at a
+        time; each step must give the parent's reward and next observation (else the branch
+        fails), and none may end the episode."""
+        for t in range(max((ep.fork_turn for ep, _ in branches), default=0)):
+            going = [(ep, fork) for ep, fork in branches if t < ep.fork_turn and not ep.failure]
+            if not going:
+                return
+            t0 = time.perf_counter()
+            outcomes = self.pool.step([ep.slot for ep, _ in going], [ep.turns[t].action for ep, _ in going])
+            self.stats.env_seconds += time.perf_counter() - t0
+            for (ep, fork), r in zip(going, outcomes, strict=True):
+                turn = ep.turns[t]
+                expected = ep.turns[t + 1].observation if t + 1 < ep.fork_turn else fork.observation
+                if r.failure:
+                    ep.failure = r.failure
+                elif (r.terminated or r.truncated or r.observation != expected
+                      or abs(r.reward - turn.reward) > 1e-9):
+                    ep.failure = f"branch replay diverged at turn {t}: the env did not repeat the step"
+                else:
+                    ep.observation, ep.info = r.observation, r.info
+
+    def _branch(self, active: Sequence[_Episode], steps: Sequence[AgentStep]) -> None:
+        """The branch rule's decisions for this round's generations, before the env steps.
+
+        An episode at turn t may fork branches that share its turns ``[:t]`` and sample turn t
+        again, unless t is its first turn (0, or a branch's own first turn: its fork already
+        re-sampled that state). ``consecutive`` counts a group's rounds in a row with a fork
+        (ARLArena's per-question counter, docs/algorithms.md section 14.6).
+        """
+        assert self.rule is not None
+        forked: dict[int, bool] = {}  # group index -> forked this round, for the groups that played
+        for ep, step in zip(active, steps, strict=True):
+            gen = step.generation
+            ep.step_entropies.append(None if gen.failure else self.rule.step_entropy(gen))
+            g = ep.index // self.group_size
+            group = self.groups[g]
+            forked.setdefault(g, False)
+            turn, first, now = len(ep.turns), ep.step_entropies[0], ep.step_entropies[-1]
+            if turn <= ep.fork_turn or first is None or now is None or not group.left:
+                continue
+            key = (ep.task.seed or 0, group.group_id, ep.index - group.first, turn)
+            n = self.rule.forks(key=key, delta_entropy=now - first, consecutive=group.consecutive,
+                                budget_left=group.left)
+            if n:
+                fork = _Fork(ep.episode_id, tuple(ep.turns), tuple(ep.token_entropies),
+                             tuple(ep.step_entropies[:turn]), copy.deepcopy(ep.memory), ep.observation)
+                self._queue(group, min(n, group.left), fork)
+                forked[g] = True
+        for g, yes in forked.items():
+            self.groups[g].consecutive = self.groups[g].consecutive + 1 if yes else 0
+
     def play_turn(self) -> None:
-        """One turn for every active episode: generate in one batch, step the envs."""
+        """One turn for every active episode: generate in one batch, (branch,) step the envs."""
         active = self.active
         steps = self.agent.act(
             [ep.memory for ep in active], [ep.observation for ep in active], [ep.info for ep in active],
             self.sampling,
         )
+        if self.rule is not None:
+            self._branch(active, steps)
         t0 = time.perf_counter()
         outcomes = self.pool.step([ep.slot for ep in active], [s.parsed.action for s in steps])
         self.stats.env_seconds += time.perf_counter() - t0

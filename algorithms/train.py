@@ -104,8 +104,9 @@ class _InfoColumn(ProgressColumn):
 
 def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, float]:
     """Success, score, length, invalid-action rate (all, and split into format failures and
-    env refusals), the length of won episodes, sampling entropy and failures of episodes; the
-    mean per-token sampling temperature when the turns were sampled at one per token."""
+    env refusals), the length of won episodes, sampling entropy, failures of episodes, how many
+    episodes were branches of another (a branching rollout) and the mean per-token sampling
+    temperature when the turns were sampled at one per token."""
     done = [t for t in trajs if not t.failure]
     n, turns = max(len(done), 1), max(sum(t.length for t in done), 1)
     entropies = [turn.mean_entropy for t in done for turn in t.turns if turn.mean_entropy is not None]
@@ -124,6 +125,7 @@ def _rollout_metrics(prefix: str, trajs: Sequence[Trajectory]) -> dict[str, floa
         f"{prefix}/invalid_env_rate": (sum(t.num_invalid for t in done) - bad_format) / turns,
         f"{prefix}/won_length": sum(won) / len(won) if won else math.nan,
         f"{prefix}/failures": float(len(trajs) - len(done)),
+        f"{prefix}/branches": float(sum(bool(t.parent_id) for t in trajs)),  # forks of a branching rollout
     }
 
 
@@ -324,7 +326,7 @@ class Trainer:
             trajs = collect(self.train_pool, self.agent, tasks, cfg.group_size, records=records,
                             phase="train", iteration=iteration, sampling=sampling,
                             first_group_id=(iteration - 1) * cfg.tasks_per_iteration,
-                            stats=stats, progress=self.progress)
+                            stats=stats, progress=self.progress, branch_rule=self.learner.branch_rule())
         row.update(_rollout_metrics("train", trajs))
         row["rollout/tokens_per_s"] = stats.tokens_per_second
         good = [t for t in trajs if not t.failure]

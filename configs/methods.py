@@ -167,7 +167,8 @@ class AepoAConfig:
     dual_clip_c: float = 3.0
     """dual clip constant (ARLArena)"""
     branching: bool = True
-    """entropy-balanced rollout: fork at high-entropy tool-call steps"""
+    """entropy-balanced rollout: fork episodes at high-entropy env steps (the collector's branch
+    rule; ``algorithm=aepo_a`` sets false, docs/algorithms.md section 14.6)"""
     beta: float = 0.5
     """pre-monitoring sensitivity in m = k sigma(beta (H_root - H_tool)) (ARLArena)"""
     dynamic_global_samples: bool = False
@@ -183,7 +184,11 @@ class AepoAConfig:
     beam_size: int = 2
     """forks per branching step = beam_size - 1"""
     entropy_tokens: int = 20
-    """step entropy over the first tokens' top-k log-probabilities (top-10)"""
+    """step entropy over the first generated tokens (the paper: their top-10 log-probabilities;
+    here the sampler's full-vocabulary token entropies)"""
+    train_prefix_once: bool = True
+    """a branch's turns replayed from its parent are trained once, in the parent (spec: the
+    shared rows appear once); false trains them once per branch too"""
 
     def __post_init__(self) -> None:
         _in("algorithm.aepo_a.alpha", self.alpha, 0.0, INF)

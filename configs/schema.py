@@ -683,9 +683,10 @@ class AlgorithmConfig:
             if getattr(self, key).enabled and self.policy_loss.name != "ppo_clip":
                 raise ConfigError(f"algorithm.{key}.enabled: the part replaces a ppo_clip policy loss, got "
                                   f"algorithm.policy_loss.name={self.policy_loss.name!r}")
-        if self.aepo_a.enabled and self.aepo_a.branching:
-            raise ConfigError("algorithm.aepo_a.branching: the entropy-balanced (branching) rollout is not "
-                              "implemented in the collector; set it to false")
+        if self.aepo_a.enabled and self.aepo_a.branching and self.aepo_a.dynamic_global_samples:
+            raise ConfigError("algorithm.aepo_a.dynamic_global_samples: entropy pre-monitoring needs a probe "
+                              "rollout per task and is not implemented; the branching rollout starts "
+                              "algorithm.aepo_a.global_samples episodes per group from the reset")
         _registered("lr schedule", "algorithm.lr_schedule", self.lr_schedule)
         _choice("algorithm.old_logprobs", self.old_logprobs, ("recompute", "rollout"))
         _positive("algorithm.lr", self.lr)
@@ -837,6 +838,11 @@ class TrainConfig:
         _positive("torch_threads", self.torch_threads, allow_zero=True)
         _positive("checkpoint_every", self.checkpoint_every)
         _positive("keep_checkpoints", self.keep_checkpoints)
+        aepo_a = self.algorithm.aepo_a
+        if aepo_a.enabled and aepo_a.branching and aepo_a.global_samples >= self.group_size:
+            raise ConfigError(f"algorithm.aepo_a.global_samples={aepo_a.global_samples} leaves no branch "
+                              f"in a group of group_size={self.group_size}: the branching rollout starts "
+                              "that many episodes from the reset and forks the rest; give fewer")
         if (self.env.pool == "ray") != (self.cluster.backend == "ray"):
             raise ConfigError(f"env.pool={self.env.pool} needs cluster=ray, and cluster=ray needs "
                               f"env.pool=ray (cluster.backend is {self.cluster.backend!r})")

@@ -83,6 +83,30 @@ def test_two_rl_iterations_of_every_algorithm(tmp_path, algorithm):
         assert 0.95 <= second["train/temperature"] <= 1.05 and second["train/temperature"] != 1.0
 
 
+def test_aepo_a_with_the_branching_rollout(tmp_path):
+    """algorithm=aepo_a with algorithm.aepo_a.branching=true: 2 of each group's 4 episodes start
+    from the reset, the others are branches (threshold 0: every decision forks while the budget
+    lasts); the groups keep 4 members and the branches' shared turns are trained in the parent."""
+    run = tmp_path / "run"
+    proc = _train(run, "algorithm=aepo_a", "algorithm.aepo_a.branching=true",
+                  "algorithm.aepo_a.branch_threshold=0")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    _check_run_folder(run, iterations=2)
+    train = [r for r in read_episodes(run / "episodes.jsonl") if r.phase == "train"]
+    by_id = {r.episode_id: r for r in train}
+    branches = [r for r in train if r.parent_id]
+    assert branches and sum(row.get("train/branches", 0) for row in read_metrics(run)) == len(branches)
+    for r in branches:
+        parent = by_id[r.parent_id]
+        assert r.group_id == parent.group_id and r.iteration == parent.iteration and r.fork_turn >= 1
+        assert [t.action for t in r.turns[:r.fork_turn]] == [t.action for t in parent.turns[:r.fork_turn]]
+        assert all(t.advantage is None for t in r.turns[:r.fork_turn])  # trained once, in the parent
+    for group in {r.group_id for r in train}:
+        members = [r for r in train if r.group_id == group]
+        assert len(members) == 4 and sum(not r.parent_id for r in members) >= 2
+
+
 def test_method_over_another_base(tmp_path):
     """algorithm=epo algorithm.base=gigpo runs (one iteration is enough to see it compose);
     eval.at_start=false evaluates only the end."""

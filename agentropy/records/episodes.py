@@ -113,6 +113,12 @@ class EpisodeRecord:
         trainable: False when the agent's backend returned text only (a chat-only API), so the
             episode has no token ids or log-probabilities to train on.
         turns: the turns, in order.
+        parent_id: the episode this one branched from (a branching rollout, e.g. AEPO-A's);
+            "" for an episode started from reset. Records written before branching existed
+            load with "".
+        fork_turn: how many leading turns a branch replayed from its parent (its
+            ``turns[:fork_turn]`` are the parent's; a re-run replays them from the reset like
+            any turn); 0 for an episode started from reset.
         initial_observation: the observation returned by ``reset``.
         split: the env's task split.
         schema_version: layout version of this record.
@@ -141,6 +147,8 @@ class EpisodeRecord:
     group_id: int | None = None
     failure: str = ""
     trainable: bool = True
+    parent_id: str = ""
+    fork_turn: int = 0
     schema_version: int = SCHEMA_VERSION
 
     @property
