@@ -110,6 +110,10 @@ class Trajectory:
         score: the environment's final score in [0, 1].
         episode_id: unique id of the episode in its run.
         failure: why the episode could not be completed ("" when it was); e.g. a dead worker.
+        fixed_advantage: the advantage every completion token of this episode is trained with,
+            whatever the estimator gives, or None (the estimator's); a learner part sets it in
+            :meth:`agentropy.algorithms.parts.LearnerPart.merge_rollouts` (AEPO-T's REINFORCE
+            episodes get 1).
     """
 
     env_id: str
@@ -125,6 +129,7 @@ class Trajectory:
     score: float = 0.0
     episode_id: str = ""
     failure: str = ""
+    fixed_advantage: float | None = None
 
     @property
     def length(self) -> int:
@@ -181,6 +186,9 @@ class TokenBatch:
         format_is_valid: bool or None; the completion passed the agent's format check (its
             action may still be refused by the env); None when unknown (``action_is_valid``
             stands in).
+        fixed_advantage: float32 or None; the row's trajectory's ``fixed_advantage``, NaN where
+            it has none; None when no trajectory has one. The learner keeps such rows through
+            the group filter and gives every completion token of them this advantage.
 
     Tensors the learner adds later with :meth:`replace` (None until then), shape (B, T):
         old_logprobs, ref_logprobs, values, advantages, returns.
@@ -213,6 +221,7 @@ class TokenBatch:
     advantages: Tensor | None = None
     returns: Tensor | None = None
     format_is_valid: Tensor | None = None
+    fixed_advantage: Tensor | None = None
     columns: Mapping[str, Tensor] = field(default_factory=dict)
 
     @property
@@ -340,6 +349,12 @@ def collate(
     def column(values: Sequence[Any], dtype: torch.dtype) -> Tensor:
         return torch.tensor(list(values), dtype=dtype)
 
+    fixed = None
+    if any(traj.fixed_advantage is not None for traj in trajectories):
+        nan = float("nan")
+        fixed = column((nan if traj.fixed_advantage is None else traj.fixed_advantage
+                        for _, _, traj, _ in rows), torch.float32)
+
     return TokenBatch(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -358,5 +373,6 @@ def collate(
         action_is_valid=column((t.action_is_valid for *_, t in rows), torch.bool),
         completion_truncated=column((t.finish_reason == "length" for *_, t in rows), torch.bool),
         format_is_valid=column((t.format_ok for *_, t in rows), torch.bool),
+        fixed_advantage=fixed,
     )
 
