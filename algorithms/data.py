@@ -120,6 +120,10 @@ class Trajectory:
             an episode started from reset.
         train_from: :func:`collate` makes training rows of ``turns[train_from:]`` only; a branch
             whose shared prefix is trained once, in its parent, sets it to ``fork_turn``.
+        fixed_advantage: the advantage every completion token of this episode is trained with,
+            whatever the estimator gives, or None (the estimator's); a learner part sets it in
+            :meth:`agentropy.algorithms.parts.LearnerPart.merge_rollouts` (AEPO-T's REINFORCE
+            episodes get 1).
     """
 
     env_id: str
@@ -138,6 +142,7 @@ class Trajectory:
     parent_id: str = ""
     fork_turn: int = 0
     train_from: int = 0
+    fixed_advantage: float | None = None
 
     @property
     def length(self) -> int:
@@ -194,6 +199,9 @@ class TokenBatch:
         format_is_valid: bool or None; the completion passed the agent's format check (its
             action may still be refused by the env); None when unknown (``action_is_valid``
             stands in).
+        fixed_advantage: float32 or None; the row's trajectory's ``fixed_advantage``, NaN where
+            it has none; None when no trajectory has one. The learner keeps such rows through
+            the group filter and gives every completion token of them this advantage.
 
     Tensors the learner adds later with :meth:`replace` (None until then), shape (B, T):
         old_logprobs, ref_logprobs, values, advantages, returns.
@@ -226,6 +234,7 @@ class TokenBatch:
     advantages: Tensor | None = None
     returns: Tensor | None = None
     format_is_valid: Tensor | None = None
+    fixed_advantage: Tensor | None = None
     columns: Mapping[str, Tensor] = field(default_factory=dict)
 
     @property
@@ -356,6 +365,12 @@ def collate(
     def column(values: Sequence[Any], dtype: torch.dtype) -> Tensor:
         return torch.tensor(list(values), dtype=dtype)
 
+    fixed = None
+    if any(traj.fixed_advantage is not None for traj in trajectories):
+        nan = float("nan")
+        fixed = column((nan if traj.fixed_advantage is None else traj.fixed_advantage
+                        for _, _, traj, _ in rows), torch.float32)
+
     return TokenBatch(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -374,5 +389,6 @@ def collate(
         action_is_valid=column((t.action_is_valid for *_, t in rows), torch.bool),
         completion_truncated=column((t.finish_reason == "length" for *_, t in rows), torch.bool),
         format_is_valid=column((t.format_ok for *_, t in rows), torch.bool),
+        fixed_advantage=fixed,
     )
 

@@ -17,6 +17,9 @@ sets it) and calls the pure functions; the learner calls it like any other part
 - ``aepo_a``: the policy loss becomes AEPO-A's entropy-balanced one
   (:func:`~agentropy.algorithms.entropy_methods.aepo_a_policy_loss`); with ``branching`` it also
   gives the rollout collector its branch rule (:class:`AepoABranchRule`).
+- ``aepo_t``: an extra rollout at a temperature switched by the entropy, whose rewarded episodes
+  are trained with advantage 1 in place of as many main episodes (the trainer's rollout hooks of
+  :class:`~agentropy.algorithms.parts.LearnerPart` and ``Trajectory.fixed_advantage``).
 
 CANON and HAPO's token-level group average are advantage estimators (``canon``, ``hapo``),
 registered here with the parts.
@@ -39,9 +42,10 @@ import torch
 from agentropy.agents.temperature import TokenTemperature
 from agentropy.algorithms import entropy_methods as em
 from agentropy.algorithms import functional as fn
-from agentropy.algorithms.advantages import AdvantageInputs, AdvantageOutput
+from agentropy.algorithms.advantages import AdvantageInputs, AdvantageOutput, reward_signals
+from agentropy.algorithms.data import Trajectory, collate
 from agentropy.algorithms.memory import split_lm
-from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, Tally
+from agentropy.algorithms.parts import LearnerPart, LossContext, LossTerm, PartContext, RolloutRequest, Tally
 from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS
 from agentropy.algorithms.regularizers import KL_WEIGHT
 from torch import Tensor, nn
@@ -52,16 +56,17 @@ if TYPE_CHECKING:
     from agentropy.algorithms.data import TokenBatch
     from agentropy.configs.methods import (
         AepoAConfig,
+        AepoTConfig,
         AresConfig,
         HapoConfig,
         LpRegConfig,
         SirenConfig,
         SteerConfig,
     )
-    from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
+    from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig, RewardConfig
 
-__all__ = ["AepoABranchRule", "AepoAPart", "AresPart", "HapoPart", "LpRegPart", "SirenPart", "SteerPart",
-           "canon", "completion_logits", "hapo", "trigger_token_ids"]
+__all__ = ["AepoABranchRule", "AepoAPart", "AepoTPart", "AresPart", "HapoPart", "LpRegPart", "SirenPart",
+           "SteerPart", "canon", "completion_logits", "hapo", "reinforce_episodes", "trigger_token_ids"]
 
 OLD_ENTROPY = "old_entropy"
 LP_PROXY = "lp_reg_proxy_logprobs"
@@ -604,6 +609,154 @@ def _aepo_a(cfg: AlgorithmConfig, ctx: PartContext) -> AepoAPart | None:
         return None
     rule = AepoABranchRule(cfg.aepo_a, _vocab_size(ctx.model), cfg.seed) if cfg.aepo_a.branching else None
     return AepoAPart(cfg.aepo_a, rule)
+
+
+# ------------------------------------------------------------------------------------------- AEPO-T
+
+
+def reinforce_episodes(extra: Sequence[Trajectory], reward: RewardConfig, step: int, cfg: AepoTConfig, *,
+                       below_target: bool, eps: float = 1e-6) -> list[int]:
+    """Which tempered episodes become AEPO-T's REINFORCE episodes (arXiv 2510.08141), by position
+    in ``extra``.
+
+    An episode's score is the mean of its rows' scores (the learner's, ``reward`` at ``step``);
+    its advantage is GRPO's within its group of ``extra``, over episodes and std-normalised (the
+    released code's GRPO, whatever the base recipe); the first min(``max_rows``, #above
+    ``threshold``) in order are kept, half of them while the entropy is above the target
+    (:func:`~agentropy.algorithms.entropy_methods.aepo_t_reinforce_rows`). Episodes without turns
+    are never kept.
+
+    Args:
+        extra: the extra rollout's finished episodes, task-major.
+        reward: the learner's reward settings.
+        step: the learner's global step (the tool-call curriculum).
+        cfg: AEPO-T's settings.
+        below_target: the entropy estimate was at or below the target.
+        eps: added to the group std.
+    """
+    played = [i for i, traj in enumerate(extra) if traj.turns]
+    if not played:
+        return []
+    batch = collate([extra[i] for i in played], pad_token_id=0)
+    scores = reward_signals(batch, reward, step).scores
+    _, traj_score, traj_group = fn.trajectory_scores(scores, batch.traj_index, batch.group_index)
+    adv = fn.grpo_advantages(traj_score, traj_group, norm_by_std=True, eps=eps)
+    keep = em.aepo_t_reinforce_rows(adv, below_target=below_target, threshold=cfg.threshold,
+                                    max_rows=cfg.max_rows, halve_above_target=cfg.halve_above_target)
+    return [played[i] for i in torch.nonzero(keep).flatten().tolist()]
+
+
+class AepoTPart(LearnerPart):
+    """AEPO-T, *Arbitrary* Entropy Policy Optimization (Wang et al. 2025, arXiv 2510.08141; the
+    released code's form, the paper body not read): REINFORCE towards rewarded samples of a
+    hotter (colder) policy raises (lowers) the entropy towards a target.
+
+    Each iteration, after the main rollout, the trainer plays the first ceil(``extra_share`` x
+    tasks) tasks again, ``group_size`` episodes each, at ``t_high`` if H_bar <= ``target_entropy``
+    else ``t_low`` (:meth:`rollout_request`). The REINFORCE unit is an episode (docs/algorithms.md
+    section 14.8): the tempered episodes of :func:`reinforce_episodes` get ``fixed_advantage`` 1,
+    so every completion token of every turn-row of theirs is trained with advantage 1, and they
+    take the place of as many main episodes, the first ones in task-major order (the released
+    code replaces the first rows of the batch), so the batch keeps its size
+    (:meth:`merge_rollouts`). Their behaviour log-probs are the policy's at T = 1
+    (``old_logp_at_unit_temperature``, the released code's: no correction towards the tempered
+    sampler; with ``algorithm.old_logprobs: rollout`` the old-policy pass runs the policy for
+    them) or the sampler's at T.
+
+    H_bar is the previous update's -mean log pi of the sampled tokens over the on-policy training
+    passes (token-weighted; every row, the REINFORCE ones too), 0 at the start so the first
+    extra rollout is hot; it is checkpointed. Logs ``aepo_t/entropy`` (the H_bar that chose the
+    temperature), ``aepo_t/temperature``, ``aepo_t/reinforce_episodes`` (kept),
+    ``aepo_t/reinforce_rows`` (their rows in the update, after the group filter) and
+    ``aepo_t/entropy_estimate`` (this update's, the next H_bar).
+    """
+
+    UNIT_LOGPROBS = "aepo_t_unit_logprobs"
+    ESTIMATE = "aepo_t/entropy_estimate"
+
+    def __init__(self, cfg: AepoTConfig, reward: RewardConfig, *, eps: float = 1e-6,
+                 unit_pass: bool = False) -> None:
+        self.cfg = cfg
+        self.reward = reward
+        self.eps = eps
+        self.unit_pass = unit_pass  # the old-policy pass must give the T = 1 log-probs
+        self.state = em.AepoTState()
+        self.step = 0
+        self._round: dict[str, float] | None = None
+
+    def rollout_request(self, num_tasks: int, group_size: int) -> RolloutRequest | None:
+        tasks = math.ceil(self.cfg.extra_share * num_tasks)
+        if self.cfg.max_rows == 0 or tasks == 0:
+            return None
+        h = self.state.entropy
+        t = em.aepo_t_temperature(h, self.cfg.target_entropy, t_high=self.cfg.t_high, t_low=self.cfg.t_low)
+        self._round = {"entropy": h, "temperature": t, "below": float(h <= self.cfg.target_entropy)}
+        return RolloutRequest(tasks=tuple(range(tasks)), group_size=group_size, temperature=t)
+
+    def merge_rollouts(self, main: list[Trajectory], extra: list[Trajectory]) -> list[Trajectory]:
+        below = self._round is None or bool(self._round["below"])
+        picked = reinforce_episodes(extra, self.reward, self.step, self.cfg, below_target=below, eps=self.eps)
+        if self._round is not None:
+            self._round["episodes"] = len(picked)
+        reinforce = [dataclasses.replace(extra[i], fixed_advantage=1.0) for i in picked]
+        return reinforce + main[len(picked):]
+
+    def old_columns(self) -> tuple[str, ...]:
+        return (self.UNIT_LOGPROBS,) if self.unit_pass else ()
+
+    def old_hidden(self) -> bool:
+        return self.unit_pass  # the old-policy pass must run the policy (rollout log-probs)
+
+    def old_pass(self, micro: TokenBatch, fw: Any) -> dict[str, Tensor]:
+        return {self.UNIT_LOGPROBS: fw.logp} if self.unit_pass else {}
+
+    def shape_scores(self, batch: TokenBatch, signals: RewardSignals, step: int,
+                     tally: Tally) -> tuple[TokenBatch, RewardSignals]:
+        if batch.fixed_advantage is None:
+            return batch, signals
+        rows = ~torch.isnan(batch.fixed_advantage)
+        tally.add("aepo_t/reinforce_rows", rows.sum())
+        behaviour = (batch.columns.get(self.UNIT_LOGPROBS) if self.cfg.old_logp_at_unit_temperature
+                     else batch.rollout_logprobs)  # None: the recomputed old log-probs are at T = 1
+        if behaviour is None or batch.old_logprobs is None:
+            return batch, signals
+        old = torch.where(rows[:, None], behaviour.to(batch.old_logprobs.dtype), batch.old_logprobs)
+        return batch.replace(old_logprobs=old), signals
+
+    def loss_terms(self, ctx: LossContext, rows: slice, micro: TokenBatch, fw: Any) -> list[LossTerm]:
+        mask = micro.loss_mask
+        n = mask.sum()
+        if ctx.prefix == "actor" and n > 0:
+            ctx.tally.add(self.ESTIMATE, em.aepo_t_entropy_estimate(fw.logp, mask) * n, n)
+        return []
+
+    def end_step(self, step: int, tally: Tally, rows: int) -> None:
+        self.step = step + 1
+        if self._round is not None:
+            for key in ("entropy", "temperature"):
+                tally.add(f"aepo_t/{key}", self._round[key])
+            tally.add("aepo_t/reinforce_episodes", self._round.get("episodes", 0.0))
+            self._round = None
+        measured = tally.get(self.ESTIMATE)
+        if measured is not None:
+            self.state = dataclasses.replace(self.state, entropy=measured)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"aepo_t": {"entropy": self.state.entropy, "step": self.step}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "aepo_t" in state:
+            self.state = em.AepoTState(entropy=float(state["aepo_t"]["entropy"]))
+            self.step = int(state["aepo_t"]["step"])
+
+
+@LEARNER_PARTS.register("aepo_t")
+def _aepo_t(cfg: AlgorithmConfig, ctx: PartContext) -> AepoTPart | None:
+    if not cfg.aepo_t.enabled:
+        return None
+    unit_pass = (cfg.aepo_t.old_logp_at_unit_temperature and cfg.old_logprobs == "rollout"
+                 and cfg.aepo_t.max_rows > 0)
+    return AepoTPart(cfg.aepo_t, cfg.reward, eps=cfg.group.eps, unit_pass=unit_pass)
 
 
 # -------------------------------------------------------------------------------------------- CANON

@@ -41,6 +41,7 @@ __all__ = [
     "signal_group_fraction",
     "grpo_advantages",
     "normalise",
+    "with_fixed_advantages",
     "discounted_returns",
     "trajectory_returns",
     "gigpo_step_advantages",
@@ -442,6 +443,22 @@ def normalise(x: Tensor, mean: Tensor, std: Tensor, *, norm_by_std: bool, eps: f
     """(x - mean) / (std + eps), or x - mean without ``norm_by_std``."""
     centred = x - mean
     return centred / (std + eps) if norm_by_std else centred
+
+
+def with_fixed_advantages(adv: Tensor, fixed: Tensor, mask: Tensor) -> Tensor:
+    """Token advantages with some rows' replaced by a fixed value on every completion token.
+
+    Args:
+        adv: (N, T) the estimator's advantages.
+        fixed: (N,) a row's fixed advantage, NaN for a row that keeps ``adv``.
+        mask: (N, T) completion tokens.
+
+    Returns:
+        (N, T) in ``adv``'s dtype: ``fixed`` on the masked tokens of a fixed row (0 elsewhere in
+        it), ``adv`` in every other row.
+    """
+    keep = torch.isnan(fixed)[:, None]
+    return torch.where(keep, adv, fixed.to(adv.dtype)[:, None] * mask.to(adv.dtype))
 
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:

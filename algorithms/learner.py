@@ -7,7 +7,9 @@
    sampler's), token entropies when the estimator needs them, and the columns the parts fill
    (the critic's values, the KL term's reference log-probs);
 3. the parts' ``shape_scores`` (ARES adds its entropy reward), then advantages from the
-   registered estimator named by ``cfg.advantage``;
+   registered estimator named by ``cfg.advantage``, except on the rows of a trajectory with a
+   fixed advantage (the batch's ``fixed_advantage``, e.g. AEPO-T's REINFORCE episodes: the
+   value on every completion token; such rows also pass the group filter);
 4. the response filters (their rows keep their scores but lose their loss);
 5. the parts' ``before_update`` (SPEAR: the baseline, and a replay batch if the trigger fires);
 6. PPO epochs of shuffled mini-batches, each one optimizer step: per micro-batch a forward
@@ -200,6 +202,8 @@ class Learner:
         signal = fn.signal_group_fraction(scores, batch.traj_index, batch.group_index)
         tally.add("batch/signal_groups", signal)  # the groups with any reward variance
         keep = group_keep(batch, scores, cfg.filters, outcomes=row_outcomes(batch, cfg.reward.outcome))
+        if batch.fixed_advantage is not None:  # a fixed advantage needs no group signal
+            keep |= ~torch.isnan(batch.fixed_advantage)
         tally.add("batch/dropped_rows", float((~keep).sum()))
         kept_rows = torch.nonzero(keep).flatten()
         row_advantages = torch.full((batch.batch_size,), float("nan"), device=self.device)
@@ -217,9 +221,12 @@ class Learner:
         for part in parts:
             batch, signals = part.shape_scores(batch, signals, step, tally)
         adv = self.advantage_fn(batch, cfg, AdvantageInputs(signals, old_entropy, batch.values))
-        batch = batch.replace(advantages=adv.advantages, returns=adv.returns)
-        mask = batch.loss_mask.to(adv.advantages.dtype)
-        row_advantages[kept_rows] = ((adv.advantages * mask).sum(-1)
+        advantages = adv.advantages
+        if batch.fixed_advantage is not None:  # rows of trajectories with a fixed advantage (AEPO-T)
+            advantages = fn.with_fixed_advantages(advantages, batch.fixed_advantage, batch.loss_mask)
+        batch = batch.replace(advantages=advantages, returns=adv.returns)
+        mask = batch.loss_mask.to(advantages.dtype)
+        row_advantages[kept_rows] = ((advantages * mask).sum(-1)
                                      / mask.sum(-1).clamp_min(1.0)).to(row_advantages.dtype)
 
         # 4. Response filters: the row keeps its score, its loss mask is cleared.

@@ -10,8 +10,19 @@ registered in :data:`agentropy.algorithms.registry.LEARNER_PARTS` and one line i
 :data:`agentropy.configs.parts.CATALOGUE`.
 
 The entropy interventions of :mod:`agentropy.algorithms.entropy_parts` (SIREN, STEER, Lp-Reg,
-HAPO's loss side, AEPO-A's optimisation) are parts too; CANON and HAPO's token-level advantage
-are advantage estimators (:mod:`agentropy.algorithms.advantages`).
+HAPO's loss side, AEPO-A's optimisation, AEPO-T's tempered REINFORCE episodes) are parts too;
+CANON and HAPO's token-level advantage are advantage estimators
+(:mod:`agentropy.algorithms.advantages`).
+
+Before the update, the trainer (:mod:`agentropy.algorithms.train`) asks each part whether it wants
+an extra rollout in the same iteration: :meth:`LearnerPart.rollout_request` returns a
+:class:`RolloutRequest` (some of the iteration's tasks, episodes per task, a sampling
+temperature) or None; the trainer plays it on the same pool after the main rollout, and
+:meth:`LearnerPart.merge_rollouts` turns the main and the extra episodes into the episodes the
+update trains on (AEPO-T puts its tempered REINFORCE episodes in place of main ones). A
+trajectory may carry a fixed advantage (``Trajectory.fixed_advantage``, the batch's
+``fixed_advantage`` column): the learner keeps its rows through the group filter and trains
+every completion token of them with that advantage instead of the estimator's.
 
 The fixed points of ``Learner.update``, in order:
 
@@ -45,7 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from agentropy.algorithms.data import TokenBatch
+from agentropy.algorithms.data import TokenBatch, Trajectory
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
@@ -54,7 +65,7 @@ if TYPE_CHECKING:
     from agentropy.algorithms.rollout import BranchRule
     from agentropy.configs.schema import PolicyLossConfig
 
-__all__ = ["ExtraPass", "LearnerPart", "LossContext", "LossTerm", "PartContext", "Tally"]
+__all__ = ["ExtraPass", "LearnerPart", "LossContext", "LossTerm", "PartContext", "RolloutRequest", "Tally"]
 
 
 class Tally:
@@ -189,6 +200,23 @@ class ExtraPass:
     prefix: str
 
 
+@dataclass(frozen=True)
+class RolloutRequest:
+    """An extra rollout a part asks the trainer for, played after the iteration's main one.
+
+    Attributes:
+        tasks: indices into the iteration's tasks, in the order to play them; each becomes a
+            group of its own (group ids apart from the main rollout's).
+        group_size: episodes per task.
+        temperature: the sampling temperature of these episodes (top-p and the token budget stay
+            the agent's).
+    """
+
+    tasks: tuple[int, ...]
+    group_size: int
+    temperature: float
+
+
 class LearnerPart:
     """The protocol: every hook has a default that does nothing; a part overrides what it uses.
 
@@ -212,6 +240,18 @@ class LearnerPart:
     def optimizer_step(self) -> None:
         """After the policy's optimizer step (skipped with it on a non-finite gradient)."""
 
+    # -- the rollout (called by the trainer, before the update) ------------------------------
+    def rollout_request(self, num_tasks: int, group_size: int) -> RolloutRequest | None:
+        """After the iteration's main rollout of ``num_tasks`` tasks x ``group_size`` episodes:
+        an extra rollout on the same pool, or None (the default)."""
+        return None
+
+    def merge_rollouts(self, main: list[Trajectory], extra: list[Trajectory]) -> list[Trajectory]:
+        """The episodes the update trains on, from the main rollout's and this part's extra
+        rollout's finished (not failed) episodes, each list in task-major order; called only
+        after a request. The trainer collates the result as returned."""
+        return main
+
     # -- the old-policy pass -----------------------------------------------------------------
     def old_columns(self) -> Sequence[str]:
         """``TokenBatch`` columns this part fills in the old-policy pass (e.g. ``values``)."""
@@ -231,7 +271,8 @@ class LearnerPart:
                      tally: Tally) -> tuple[TokenBatch, RewardSignals]:
         """After the old-policy pass (``batch`` has ``old_logprobs`` and the parts' columns),
         before the advantages: the signals the advantage estimator sees, and the batch with any
-        columns this part sets for the passes (e.g. ``kl_weight``). The parts in order, each given
+        columns this part sets for the passes (e.g. ``kl_weight``; AEPO-T sets the behaviour
+        log-probs of its REINFORCE rows). The parts in order, each given
         the previous one's result; the default returns both unchanged."""
         return batch, signals
 

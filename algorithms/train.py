@@ -10,10 +10,10 @@ One run, in order:
    policy's own prompt templates; the policy imitates its completions (:mod:`agentropy.algorithms.sft`).
 3. **Evaluate** the starting policy on the held-out splits, sampled and greedy, on fixed tasks
    (iteration 0), and checkpoint.
-4. **RL iterations** 1..N: collect ``tasks_per_iteration`` x ``group_size`` episodes ->
-   ``collate`` -> ``Learner.update`` -> log the episodes with their advantages -> push the new
-   weights to the rollout backend -> evaluate every ``eval.every`` iterations -> metrics ->
-   checkpoint.
+4. **RL iterations** 1..N: collect ``tasks_per_iteration`` x ``group_size`` episodes -> the
+   extra rollouts the learner's parts ask for, merged in by them (AEPO-T) -> ``collate`` ->
+   ``Learner.update`` -> log the episodes with their advantages -> push the new weights to the
+   rollout backend -> evaluate every ``eval.every`` iterations -> metrics -> checkpoint.
 5. **Summary**: plots, and held-out success before and after RL.
 
 The run folder: ``.hydra/config.yaml`` (resolved config), ``model/`` (tiny model and tokenizer),
@@ -330,6 +330,7 @@ class Trainer:
         row.update(_rollout_metrics("train", trajs))
         row["rollout/tokens_per_s"] = stats.tokens_per_second
         good = [t for t in trajs if not t.failure]
+        good = self._extra_rollouts(iteration, tasks, good, records, stats, row)
 
         # Update.
         self.progress.update(main_task, description=f"RL iteration {iteration} [update]")
@@ -373,6 +374,33 @@ class Trainer:
         log.info("iteration %d/%d: %s, invalid %.3f, entropy %s, %.0f s", iteration, cfg.iterations,
                  info, row["train/invalid_rate"], f"{row.get('actor/entropy', math.nan):.3f}",
                  row.get("time/rollout_s", 0) + row.get("time/update_s", 0))
+
+    def _extra_rollouts(self, iteration: int, tasks: list[Task], good: list[Trajectory],
+                        records: list[EpisodeRecord], stats: RolloutStats,
+                        row: dict[str, float]) -> list[Trajectory]:
+        """The extra rollouts the learner's parts ask for (:meth:`LearnerPart.rollout_request`,
+        e.g. AEPO-T's tempered episodes), each on the training pool after the main rollout and
+        merged by its part into the episodes trained on (:meth:`LearnerPart.merge_rollouts`).
+        Their groups are numbered after every main group of the run (the k-th request's after
+        k x ``iterations`` x ``tasks_per_iteration``); their episodes are logged as training
+        episodes."""
+        cfg = self.cfg
+        assert self.learner is not None
+        k = 0
+        for part in self.learner.parts.values():
+            request = part.rollout_request(len(tasks), cfg.group_size)
+            if request is None:
+                continue
+            k += 1
+            sampling = SamplingParams.from_config(cfg.agent, temperature=request.temperature)
+            first = (k * cfg.iterations + iteration - 1) * cfg.tasks_per_iteration
+            with self._timed(row, "time/extra_rollout_s"):
+                extra = collect(self.train_pool, self.agent, [tasks[i] for i in request.tasks],
+                                request.group_size, records=records, phase="train", iteration=iteration,
+                                first_group_id=first, sampling=sampling, stats=stats, progress=self.progress)
+            row["rollout/extra_episodes"] = row.get("rollout/extra_episodes", 0.0) + len(extra)
+            good = part.merge_rollouts(good, [t for t in extra if not t.failure])
+        return good
 
     def _evaluate(self, iteration: int) -> dict[str, float]:
         """Held-out success on fixed tasks, sampled and (optionally) greedy."""

@@ -119,8 +119,13 @@ class AepoTConfig:
     """AEPO-T, Arbitrary Entropy Policy Optimization (Wang et al. 2025, arXiv 2510.08141).
 
     Defaults from ``597358816/AEPO`` ``verl/trainer/config.py`` and its math script; paper body not
-    read. Neutral: ``max_rows = 0`` (no REINFORCE rows; the base learner's batch unchanged).
+    read. Neutral: ``max_rows = 0`` (no extra rollout, no REINFORCE rows: the base learner's batch
+    unchanged).
     """
+
+    enabled: bool = False
+    """the ``aepo_t`` learner part: the tempered extra rollout and its REINFORCE episodes
+    (``algorithm=aepo_t``)"""
 
     target_entropy: float = 0.5
     """H_target (code: trainer.entropy_base; README's best table entry uses 0.75)"""
@@ -129,11 +134,14 @@ class AepoTConfig:
     t_low: float = 0.8
     """temperature while entropy > target (code: temperature_low)"""
     max_rows: int = 60
-    """S, the most REINFORCE rows per step (code: reinforce_sample_num)"""
+    """S, the most REINFORCE rows per step (code: reinforce_sample_num); in the multi-turn
+    learner a unit is a whole episode (all its turn-rows)"""
     threshold: float = 0.05
-    """a tempered row qualifies if its group advantage exceeds this (code constant)"""
+    """a tempered row qualifies if its group advantage exceeds this (code constant); multi-turn:
+    an episode, by its std-normalised advantage within its extra group"""
     extra_share: float = 0.25
-    """share of the step's tasks rolled out again at the switched temperature (code constant)"""
+    """share of the step's tasks rolled out again at the switched temperature (code constant);
+    the first ceil(share x tasks) tasks"""
     halve_above_target: bool = True
     """keep half as many rows while entropy is above target (code)"""
     old_logp_at_unit_temperature: bool = True

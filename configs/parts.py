@@ -62,6 +62,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "lp_reg": _ENTROPY_PARTS,
         "steer": _ENTROPY_PARTS,
         "ares": _ENTROPY_PARTS,
+        "aepo_t": _ENTROPY_PARTS,
     },
     "model backend": {
         "hf": _BACKENDS,

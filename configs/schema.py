@@ -22,6 +22,7 @@ from typing import Any
 from agentropy.configs.errors import ConfigError
 from agentropy.configs.methods import (
     AepoAConfig,
+    AepoTConfig,
     AresConfig,
     CanonConfig,
     HapoConfig,
@@ -618,6 +619,8 @@ class AlgorithmConfig:
     """CANON's conditional advantage (``algorithm=canon``, i.e. ``advantage: canon``)"""
     hapo: HapoConfig = field(default_factory=HapoConfig)
     """HAPO's advantage and adaptive clipping (``algorithm=hapo``)"""
+    aepo_t: AepoTConfig = field(default_factory=AepoTConfig)
+    """AEPO-T's tempered REINFORCE episodes (``algorithm=aepo_t``)"""
     aepo_a: AepoAConfig = field(default_factory=AepoAConfig)
     """AEPO-A's entropy-balanced optimisation (``algorithm=aepo_a``)"""
     ares: AresConfig = field(default_factory=AresConfig)

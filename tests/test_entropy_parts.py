@@ -28,6 +28,7 @@ METHODS = {
     "hapo": ("hapo", cm.HapoConfig, {"advantage": "hapo"}),
     "aepo_a": ("aepo_a", cm.AepoAConfig, {}),
     "ares": ("ares", cm.AresConfig, {}),
+    "aepo_t": ("aepo_t", cm.AepoTConfig, {}),
 }
 BASES = ["grpo", "gigpo", "dapo", "drbot", "ppo"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "algorithm"
@@ -286,6 +287,154 @@ def test_aepo_a_changes_the_policy_loss(tiny_model_dir, batch):
     branching = dataclasses.replace(cfg, aepo_a=dataclasses.replace(cfg.aepo_a, branching=True))
     _, _, with_branching, _ = _update(tiny_model_dir, branching, batch)
     assert with_branching["actor/loss_policy"] == with_aepo["actor/loss_policy"]
+
+
+# ------------------------------------------------------------------------------------------- AEPO-T
+
+def _episodes(wins, *, first_group: int, group_size: int = 5, turns: int = 2):
+    """Episodes of ``turns`` valid turns each, ``group_size`` per group, won as ``wins`` says."""
+    from agentropy.algorithms.data import Trajectory, Turn
+
+    turn = Turn(prompt_ids=(3, 4, 5), completion_ids=(6, 7), completion_logprobs=(-0.5, -0.7),
+                reward=0.0, action_is_valid=True)
+    return [Trajectory(env_id="agentropy/TWX-v0", seed=0, group_id=first_group + i // group_size,
+                       policy_version=0, turns=(turn,) * turns, won=bool(w), episode_id=f"e{first_group}-{i}")
+            for i, w in enumerate(wins)]
+
+
+def _aepo_t_part(*overrides: str):
+    from agentropy.algorithms.entropy_parts import AepoTPart
+
+    cfg = load_config(["algorithm=aepo_t", *overrides]).algorithm
+    return AepoTPart(cfg.aepo_t, cfg.reward, eps=cfg.group.eps)
+
+
+def test_aepo_t_worked_example_replaces_the_first_episodes():
+    """The spec's worked example (its AEPO-T section): H_bar 0.42 <= 0.5, so the extra rollout
+    is at T = 1.2; three tasks x 5 with wins [1,0,0,1,1], [0]*5, [1,1,1,1,0]: std-normalised advantages
+    [0.730, -1.095, -1.095, 0.730, 0.730], [0]*5, [0.447]*4 + [-1.789] (10 x won, the scale
+    cancels); 7 above 0.05 (episodes 0, 3, 4, 10-13), min(60, 7) = 7 replace the first 7 main
+    episodes, every turn-row of theirs with advantage 1. Above the target: T = 0.8, floor(7/2) = 3."""
+    from agentropy.algorithms import entropy_methods as em
+    from agentropy.algorithms.data import collate
+
+    extra = _episodes([1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0], first_group=100)
+    main = _episodes([1, 0] * 10, first_group=0)
+    part = _aepo_t_part()
+    part.state = em.AepoTState(entropy=0.42)
+    request = part.rollout_request(12, 5)
+    assert request.tasks == (0, 1, 2) and request.group_size == 5 and request.temperature == 1.2  # ceil(12/4)
+    merged = part.merge_rollouts(main, extra)
+    picked = [0, 3, 4, 10, 11, 12, 13]
+    assert merged == [dataclasses.replace(extra[i], fixed_advantage=1.0) for i in picked] + main[7:]
+    assert [t.fixed_advantage for t in merged] == [1.0] * 7 + [None] * 13
+    fixed = collate(merged, pad_token_id=0).fixed_advantage
+    assert fixed[:14].tolist() == [1.0] * 14 and torch.isnan(fixed[14:]).all()  # two rows each
+    assert collate(main, pad_token_id=0).fixed_advantage is None
+
+    part.state = em.AepoTState(entropy=0.6)
+    request = part.rollout_request(12, 5)
+    assert request.temperature == 0.8
+    merged = part.merge_rollouts(main, extra)
+    assert [t.episode_id for t in merged[:4]] == ["e100-0", "e100-3", "e100-4", "e0-3"]
+    halve_off = _aepo_t_part("algorithm.aepo_t.halve_above_target=false")
+    halve_off.state = part.state
+    halve_off.rollout_request(12, 5)
+    assert sum(t.fixed_advantage is not None for t in halve_off.merge_rollouts(main, extra)) == 7
+
+
+def test_aepo_t_neutral_asks_for_nothing_and_merges_nothing():
+    part = _aepo_t_part("algorithm.aepo_t.max_rows=0")
+    assert part.rollout_request(8, 4) is None
+    main, extra = _episodes([1, 0] * 4, first_group=0, group_size=4), _episodes([1, 0] * 2, first_group=9)
+    assert part.merge_rollouts(main, extra) == main
+    assert _aepo_t_part("algorithm.aepo_t.extra_share=0").rollout_request(8, 4) is None
+
+
+def _aepo_t_learner(tiny_model_dir, *overrides: str):
+    cfg = load_config(["algorithm=aepo_t", *SMALL, *overrides]).algorithm
+    model, tokenizer = load_pretrained(tiny_model_dir)
+    return Learner(model, cfg, total_steps=10, max_new_tokens=64, max_seq_len=256), tokenizer
+
+
+def _aepo_t_step(learner, tokenizer):
+    """One iteration as the trainer runs it: request, merge (one tempered winner replaces main
+    episode 0), collate, update."""
+    from agentropy.algorithms.data import collate
+
+    from tests.learner_cases import make_trajectories
+
+    part = learner.parts["aepo_t"]
+    main = make_trajectories(tokenizer, groups=2, group_size=2, seed=3)
+    request = part.rollout_request(2, 2)
+    assert request is not None and request.tasks == (0,)
+    extra = make_trajectories(tokenizer, groups=1, group_size=2, seed=4)
+    extra = [dataclasses.replace(t, group_id=50) for t in extra]
+    merged = part.merge_rollouts(main, extra)
+    assert merged[0].fixed_advantage == 1.0 and merged[1:] == main[1:]
+    batch = collate(merged, pad_token_id=tokenizer.pad_token_id)
+    return request, batch, learner.update(batch)
+
+
+def test_aepo_t_rows_train_with_advantage_one_through_the_group_filter(tiny_model_dir):
+    # DAPO's filter drops groups of one outcome: the REINFORCE episode is alone in its group
+    learner, tokenizer = _aepo_t_learner(tiny_model_dir, "algorithm.base=dapo")
+    assert learner.cfg.filters.drop_constant_groups
+    request, batch, result = _aepo_t_step(learner, tokenizer)
+    rows = batch.traj_index == 0
+    assert request.temperature == 1.2  # H_bar starts at 0
+    assert torch.equal(result.row_advantages[rows], torch.ones(int(rows.sum())))
+    m = result.metrics
+    assert m["aepo_t/temperature"] == 1.2 and m["aepo_t/entropy"] == 0.0
+    assert m["aepo_t/reinforce_episodes"] == 1 and m["aepo_t/reinforce_rows"] == int(rows.sum())
+    part = learner.parts["aepo_t"]
+    assert part.state.entropy == pytest.approx(m["aepo_t/entropy_estimate"]) and part.state.entropy > 0
+
+
+@pytest.mark.parametrize(("mode", "unit"), [("rollout", True), ("recompute", False)])
+def test_aepo_t_behaviour_logprobs_of_the_reinforce_rows(tiny_model_dir, mode, unit):
+    """At T = 1 (a forward of the policy even with rollout log-probs) or the sampler's."""
+    from agentropy.algorithms.advantages import reward_signals
+    from agentropy.algorithms.data import collate
+    from agentropy.algorithms.parts import Tally
+
+    from tests.learner_cases import make_trajectories
+
+    learner, tokenizer = _aepo_t_learner(tiny_model_dir, f"algorithm.old_logprobs={mode}",
+                                         f"algorithm.aepo_t.old_logp_at_unit_temperature={unit}")
+    part = learner.parts["aepo_t"]
+    trajs = make_trajectories(tokenizer, groups=2, group_size=2, seed=3)
+    batch = collate([dataclasses.replace(trajs[0], fixed_advantage=1.0), *trajs[1:]],
+                    pad_token_id=tokenizer.pad_token_id)
+    old, _ = learner._old_policy_pass(batch)
+    shaped, _ = part.shape_scores(old, reward_signals(old, learner.cfg.reward, 0), 0, Tally())
+    rows = batch.traj_index == 0
+    mask = batch.loss_mask
+    with torch.no_grad():
+        unit_lp = learner._forward(learner.model, batch, hidden=False, entropy_grad=False).logp
+    want_fixed = unit_lp if unit else batch.rollout_logprobs
+    want_other = batch.rollout_logprobs if mode == "rollout" else unit_lp
+    assert torch.allclose(shaped.old_logprobs[rows][mask[rows]], want_fixed[rows][mask[rows]], atol=1e-5)
+    assert torch.allclose(shaped.old_logprobs[~rows][mask[~rows]], want_other[~rows][mask[~rows]], atol=1e-5)
+
+
+def test_aepo_t_state_switches_the_temperature_and_is_checkpointed(tiny_model_dir):
+    from agentropy.algorithms import entropy_methods as em
+
+    learner, tokenizer = _aepo_t_learner(tiny_model_dir)
+    part = learner.parts["aepo_t"]
+    for h, t in ((0.0, 1.2), (0.5, 1.2), (0.51, 0.8)):  # T_high at or below the target 0.5
+        part.state = em.AepoTState(entropy=h)
+        assert part.rollout_request(4, 2).temperature == t
+    part.state = em.AepoTState()
+    _aepo_t_step(learner, tokenizer)
+    state = learner.state_dict()
+    assert state["aepo_t"] == {"entropy": part.state.entropy, "step": 1}
+    fresh, _ = _aepo_t_learner(tiny_model_dir)
+    fresh.load_state_dict(state)
+    again = fresh.parts["aepo_t"]
+    assert again.state == part.state and again.step == 1
+    assert again.rollout_request(4, 2) == part.rollout_request(4, 2)
 
 
 # ------------------------------------------------------------------------------------------- ARES

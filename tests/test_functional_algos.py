@@ -78,6 +78,15 @@ def test_grpo_loop_vs_vectorised(norm_by_std):
 # ---------------------------------------------------------------------------------------------
 
 
+def test_fixed_advantages_replace_whole_rows():
+    # row 1 is fixed to 1: 1 on its completion tokens, 0 on its prompt; rows 0 and 2 keep theirs
+    adv = t([[0.0, 0.5, 0.5], [0.0, -0.3, -0.3], [0.0, 0.0, 2.0]])
+    mask = torch.tensor([[False, True, True], [False, True, True], [False, False, True]])
+    out = fn.with_fixed_advantages(adv, t([math.nan, 1.0, math.nan]), mask)
+    assert out.tolist() == [[0.0, 0.5, 0.5], [0.0, 1.0, 1.0], [0.0, 0.0, 2.0]]
+    assert out.dtype == adv.dtype
+
+
 def test_signal_group_fraction_by_hand():
     # Rows of 5 trajectories in 3 groups. Group 0: trajectory 0 has rows scoring 1 and 0 (mean
     # .5), trajectory 1 one row of .5 -> equal means, no signal. Group 1: 1 vs 0 -> signal.

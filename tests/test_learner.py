@@ -50,8 +50,8 @@ def _trainable(learner):
 
 
 def test_every_algorithm_config_is_tested():
-    assert ALGORITHMS == ["aepo_a", "ares", "canon", "dapo", "drbot", "empg", "epo", "gigpo", "grpo", "hapo",
-                          "lp_reg", "ppo", "siren", "spear", "steer"]
+    assert ALGORITHMS == ["aepo_a", "aepo_t", "ares", "canon", "dapo", "drbot", "empg", "epo", "gigpo",
+                          "grpo", "hapo", "lp_reg", "ppo", "siren", "spear", "steer"]
 
 
 COMPOSED = [("epo", "ppo"), ("empg", "gigpo"), ("spear", "drbot"), ("steer", "gigpo"), ("lp_reg", "drbot"),

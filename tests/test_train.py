@@ -36,7 +36,8 @@ def _train(run: Path, *overrides: str, **popen) -> subprocess.Popen:
                             **popen)
 
 
-def _check_run_folder(run: Path, iterations: int) -> None:
+def _check_run_folder(run: Path, iterations: int, extra_train: int = 0) -> None:
+    """``extra_train``: training episodes of the parts' extra rollouts (AEPO-T), over the run."""
     for name in (".hydra/config.yaml", "model/model.safetensors", "episodes.jsonl", "metrics.jsonl",
                  "replay.jsonl", "summary.json", "plots/success.png", "plots/entropy.png"):
         assert (run / name).exists(), name
@@ -55,7 +56,7 @@ def _check_run_folder(run: Path, iterations: int) -> None:
     phases = {r.phase for r in records}
     assert phases == {"sft", "train", "eval"}
     train = [r for r in records if r.phase == "train"]
-    assert len(train) == iterations * 2 * 4
+    assert len(train) == iterations * 2 * 4 + extra_train
     trained = any("actor/loss_policy" in row for row in metrics[1:])
     assert any(t.advantage is not None for r in train for t in r.turns) == trained
     assert len({r.episode_id for r in records}) == len(records)
@@ -73,7 +74,8 @@ def test_two_rl_iterations_of_every_algorithm(tmp_path, algorithm):
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
     assert "held-out results" in out
-    _check_run_folder(run, iterations=2)
+    # AEPO-T plays ceil(2 tasks / 4) = 1 task x 4 more episodes per iteration
+    _check_run_folder(run, iterations=2, extra_train=2 * 4 if algorithm == "aepo_t" else 0)
     if algorithm == "spear":
         lines = (run / "replay.jsonl").read_text().splitlines()
         assert [json.loads(line)["iteration"] for line in lines] == [1, 2]
@@ -123,6 +125,33 @@ def test_method_over_another_base(tmp_path):
     assert summary["start"]["iteration"] is None and summary["end"]["iteration"] == 1
     table = out[out.index("held-out results"):]
     assert "after SFT" not in table and "after RL (iter 1)" in table
+
+
+@pytest.mark.slow
+def test_aepo_t_plays_its_tempered_rollout(tmp_path):
+    """algorithm=aepo_t: each iteration ceil(2 tasks / 4) = 1 task x 4 more episodes at the
+    switched temperature. With the threshold at -1000 every tempered episode qualifies: iteration
+    1 (H_bar 0, so T = 1.2) trains all 4 with advantage 1 in place of the first 4 main episodes;
+    iteration 2 takes its temperature from iteration 1's estimate (T = 0.8 and half as many above
+    the target 0.5)."""
+    run = tmp_path / "run"
+    proc = _train(run, "algorithm=aepo_t", "algorithm.aepo_t.threshold=-1000")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    _check_run_folder(run, iterations=2, extra_train=2 * 4)
+    first, second = read_metrics(run)[1:]
+    assert first["aepo_t/entropy"] == 0.0 and first["aepo_t/temperature"] == 1.2
+    assert first["rollout/extra_episodes"] == 4 and first["aepo_t/reinforce_episodes"] == 4
+    assert first["aepo_t/reinforce_rows"] >= 4 and first["time/extra_rollout_s"] > 0
+    h = first["aepo_t/entropy_estimate"]
+    assert h > 0 and second["aepo_t/entropy"] == pytest.approx(h)
+    below = h <= 0.5
+    assert second["aepo_t/temperature"] == (1.2 if below else 0.8)
+    assert second["aepo_t/reinforce_episodes"] == (4 if below else 2)
+    train = [r for r in read_episodes(run / "episodes.jsonl") if r.phase == "train" and r.iteration == 1]
+    assert len(train) == 12
+    reinforce = [r for r in train if all(t.advantage == 1.0 for t in r.turns)]
+    assert len(reinforce) >= 4 and sum(len(r.turns) for r in reinforce) >= first["aepo_t/reinforce_rows"]
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """HAPO's token-aware sampling temperature (arXiv 2509.16591) on the sampler's side: the rule's
-golden numbers (worked from the paper's rule by hand; docs/algorithms.md section 14.5), the HF sampler applying it (neutral at tau 0,
-each token at its own T_t otherwise, log-probabilities of the distribution drawn from), and the
-backends that cannot apply it refusing it."""
+golden numbers (sign-correct and as released; docs/algorithms.md section 14.5), the HF sampler
+applying it (neutral at tau 0, each token at its own T_t otherwise, log-probabilities of the
+distribution drawn from), and the backends that cannot apply it refusing it."""
 
 from __future__ import annotations
 
