@@ -124,14 +124,15 @@ def run_all(args: argparse.Namespace) -> float:
     for seed in args.seeds:
         sft_run = args.out / f"sft_seed{seed}"
         if not (sft_run / "summary.json").exists():
-            print(f"[learning] SFT, seed {seed}", flush=True)
+            print(f"[learning] SFT, seed {seed} (log: {args.out / f'sft_seed{seed}.log'})", flush=True)
             train(sft_run, [*base, f"seed={seed}", "iterations=0"], args.out / f"sft_seed{seed}.log")
         model = export_sft_model(sft_run, args.out / f"sft_model_seed{seed}")
         for learner in args.learners:
             run = args.out / f"{learner}_seed{seed}"
             if (run / "summary.json").exists():
                 continue
-            print(f"[learning] {learner}, seed {seed}", flush=True)
+            print(f"[learning] {learner}, seed {seed} (log: {args.out / f'{learner}_seed{seed}.log'})",
+                  flush=True)
             t0 = time.perf_counter()
             train(run, [*base, f"algorithm={learner}", f"seed={seed}", f"agent.model={model}",
                         "sft.enabled=false", f"iterations={args.iterations}", "eval.every=0",
