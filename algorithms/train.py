@@ -289,7 +289,8 @@ class Trainer:
 
             demos = kept = load_sft_trajectories(cfg.sft.dataset, self.tokenizer)
         else:
-            expert = Agent(ScriptedBackend(self.tokenizer, policy="expert", seed=cfg.seed),
+            expert = Agent(ScriptedBackend(self.tokenizer, policy="expert", seed=cfg.seed,
+                                           detour=cfg.sft.detour),
                            self.tokenizer, cfg.agent)
             tasks = [Task(seed=10_000_000 + cfg.seed * 100_003 + i) for i in range(cfg.sft.episodes)]
             demos = collect(self.train_pool, expert, tasks, 1, log_to=self.episodes, phase="sft",

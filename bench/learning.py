@@ -21,10 +21,11 @@ Every run is an ordinary ``agentropy train`` run folder under ``--out``; a run w
 ``summary.json`` exists is not repeated, so an interrupted benchmark continues where it stopped
 and ``--report`` redraws the table and the curves from what is there.
 
-Outputs: the markdown table with per-learner diagnostics (share of GRPO groups with any reward
-variance, invalid turns split into format failures and env refusals, length of won episodes),
-``learning_entropy.png`` (sampling entropy per iteration, mean over seeds, min-max band) and
-``learning_success.png`` (train success).
+Outputs (``--results``, default ``bench/results/``): ``learning_SETTING.md``, the markdown table
+with per-learner diagnostics (share of GRPO groups with any reward variance, invalid turns split
+into format failures and env refusals, length of won episodes), ``learning_SETTING_entropy.png``
+(sampling entropy per iteration, mean over seeds, min-max band) and ``learning_SETTING_success.png``
+(train success). ``bench/results/learning.md`` is the written summary of every setting.
 
     python bench/learning.py                                   # quickstart setting, 5 learners x 3 seeds
     python bench/learning.py --setting scarce --learners grpo epo
@@ -61,6 +62,11 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "coin": (),
     # (a) scarce demonstrations: 16 expert episodes (the expert wins them all on coin).
     "scarce": ("sft.episodes=16",),
+    # (b) a suboptimal demonstrator scored within a tight turn limit: the expert takes a random
+    # admissible command at 40% of its turns (its won episodes, detours included, are the SFT
+    # data) and an episode has 6 turns (the expert alone wins 77% of training games within 6, 100%
+    # within 8; with the detours 55%; measured on the train split only).
+    "suboptimal": ("sft.detour=0.4", "env.max_turns=6"),
 }
 
 
@@ -119,14 +125,15 @@ def run_all(args: argparse.Namespace) -> float:
     for seed in args.seeds:
         sft_run = args.out / f"sft_seed{seed}"
         if not (sft_run / "summary.json").exists():
-            print(f"[learning] SFT, seed {seed}", flush=True)
+            print(f"[learning] SFT, seed {seed} (log: {args.out / f'sft_seed{seed}.log'})", flush=True)
             train(sft_run, [*base, f"seed={seed}", "iterations=0"], args.out / f"sft_seed{seed}.log")
         model = export_sft_model(sft_run, args.out / f"sft_model_seed{seed}")
         for learner in args.learners:
             run = args.out / f"{learner}_seed{seed}"
             if (run / "summary.json").exists():
                 continue
-            print(f"[learning] {learner}, seed {seed}", flush=True)
+            print(f"[learning] {learner}, seed {seed} (log: {args.out / f'{learner}_seed{seed}.log'})",
+                  flush=True)
             t0 = time.perf_counter()
             train(run, [*base, f"algorithm={learner}", f"seed={seed}", f"agent.model={model}",
                         "sft.enabled=false", f"iterations={args.iterations}", "eval.every=0",
@@ -316,14 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--versus", default=None,
                         help="also pair every learner with this one (e.g. grpo, for a methods comparison)")
     parser.add_argument("--stem", default=None,
-                        help="name of the results files (default learning[_SETTING])")
+                        help="name of the results files (default learning_SETTING; learning.md is the summary)")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args(argv)
     if args.versus and args.versus not in args.learners:
         parser.error(f"--versus {args.versus}: not one of --learners")
     suffix = "" if args.setting == "coin" else f"_{args.setting}"
     args.out = args.out or ROOT / "runs" / f"bench-learning{suffix.replace('_', '-')}"
-    args.stem = args.stem or f"learning{suffix}"
+    args.stem = args.stem or f"learning_{args.setting}"
     args.out.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
     wall = None if args.report else run_all(args)

@@ -734,6 +734,9 @@ class SFTConfig:
     dataset: str = ""
     """train on this dataset (``agentropy export`` output or parquet with prompt/completion columns)
     instead of scripted-expert episodes; "" plays the expert"""
+    detour: float = 0.0
+    """a suboptimal demonstrator: the expert's chance per turn of a random admissible command
+    instead of its own (its won episodes are still kept, detours included); 0 is the expert"""
 
     def __post_init__(self) -> None:
         _positive("sft.episodes", self.episodes)
@@ -742,7 +745,7 @@ class SFTConfig:
         _positive("sft.lr", self.lr)
         _positive("sft.weight_decay", self.weight_decay, allow_zero=True)
         _positive("sft.grad_clip", self.grad_clip)
-        for key in ("warmup_ratio", "min_lr_ratio"):
+        for key in ("warmup_ratio", "min_lr_ratio", "detour"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"sft.{key}: must be in [0, 1], got {getattr(self, key)}")
 

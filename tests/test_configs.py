@@ -38,6 +38,7 @@ def test_every_option_composes(group):
         ("seeed=1", "seeed"),
         ("env.max_turns=abc", "max_turns"),  # wrong type
         ("agent.top_p=2.0", "agent.top_p"),  # out of range
+        ("sft.detour=1.5", "sft.detour"),
         ("agent.backend=tpu", "agent.backend"),  # unknown choice
         ("algorithm.aggregation=mean", "algorithm.aggregation"),  # unknown registered name
         ("algorithm=nope", "algorithm/nope"),  # unknown algorithm

@@ -1,7 +1,8 @@
 """Scripted policies behind the backend interface: for tests, baselines and SFT data.
 
 ``random`` picks an admissible command uniformly; ``expert`` sends ``info["expert_action"]`` (and
-acts like ``random`` where the env has none). The completion is the well-formed answer
+acts like ``random`` where the env has none). An expert with ``detour > 0`` is a suboptimal
+demonstrator: at each turn, with that probability, it plays like ``random`` instead. The completion is the well-formed answer
 ``<think></think><action>COMMAND</action>`` followed by EOS, as token ids of the agent's
 tokenizer, so the turns it produces have the same shape as a model's and can be trained on (SFT).
 
@@ -39,17 +40,24 @@ class ScriptedBackend:
         tokenizer: encodes the completions (the EOS id ends them).
         policy: ``"random"`` or ``"expert"``.
         seed: seeds the random choices (a call's ``sampling.seed`` re-seeds them).
+        detour: the expert's chance per turn of a uniformly random admissible command instead of
+            its own (0 for the expert itself); the reported log-probs and entropies are then those
+            of the random pick.
     """
 
     name = "scripted"
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, policy: str = "expert", seed: int = 0) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, policy: str = "expert", seed: int = 0,
+                 detour: float = 0.0) -> None:
         if policy not in SCRIPTED_POLICIES:
             raise ValueError(f"unknown scripted policy {policy!r}; known: {', '.join(SCRIPTED_POLICIES)}")
+        if not 0.0 <= detour <= 1.0:
+            raise ValueError(f"detour must be in [0, 1], got {detour}")
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token")
         self.tokenizer = tokenizer
         self.policy = policy
+        self.detour = detour
         self.rng = np.random.default_rng(seed)
         self._cache: dict[str, tuple[int, ...]] = {}
 
@@ -78,7 +86,8 @@ class ScriptedBackend:
         return [self._one(ctx, sampling, rng) for ctx in contexts]
 
     def _one(self, ctx: TurnContext, sampling: SamplingParams, rng: np.random.Generator) -> Generation:
-        if self.policy == "expert" and ctx.expert_action:
+        detour = self.detour > 0 and rng.random() < self.detour
+        if self.policy == "expert" and ctx.expert_action and not detour:
             candidates: Sequence[str] = (ctx.expert_action,)
         else:
             candidates = ctx.admissible_commands or (FALLBACK_COMMAND,)

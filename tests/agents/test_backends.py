@@ -150,6 +150,24 @@ def test_scripted_random_logprobs_are_the_policy(tiny_model):
     assert [g.token_ids for g in again] == [g.token_ids for g in gens]
 
 
+def test_scripted_expert_with_detours_is_a_suboptimal_demonstrator(tiny_model):
+    _, tokenizer = tiny_model
+    ctx = TurnContext("obs", COMMANDS, expert_action="take coin")
+    n = 400
+    played = {}
+    for detour in (0.0, 0.25, 1.0):
+        backend = ScriptedBackend(tokenizer, policy="expert", seed=3, detour=detour)
+        gens = backend.generate([[1]] * n, SamplingParams(64, 1.0, 1.0), [ctx] * n)
+        played[detour] = [parse_completion(g.text, AgentConfig()).action for g in gens]
+    assert set(played[0.0]) == {"take coin"}
+    # detour 1 is the random policy: every command, "take coin" about 1/5 of the time
+    assert set(played[1.0]) == set(COMMANDS) and 0.1 < played[1.0].count("take coin") / n < 0.3
+    # detour 0.25: the expert's command 0.75 + 0.25/5 = 0.8 of the time (sd 0.02 over 400)
+    assert 0.72 < played[0.25].count("take coin") / n < 0.88
+    with pytest.raises(ValueError, match="detour"):
+        ScriptedBackend(tokenizer, policy="expert", detour=1.5)
+
+
 def test_scripted_respects_the_token_limit_and_needs_contexts(tiny_model):
     _, tokenizer = tiny_model
     backend = ScriptedBackend(tokenizer, policy="expert")
