@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--versus", default=None,
                         help="also pair every learner with this one (e.g. grpo, for a methods comparison)")
     parser.add_argument("--stem", default=None,
-                        help="name of the results files (default learning_SETTING; learning.md is the summary)")
+                        help="results file name (default learning_SETTING; learning.md is the summary)")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args(argv)
     if args.versus and args.versus not in args.learners:
