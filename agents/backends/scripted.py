@@ -4,8 +4,8 @@
 acts like ``random`` where the env has none). An expert with ``detour > 0`` is a suboptimal
 demonstrator: at each turn, with that probability, it plays like ``random`` instead. The
 completion is the well-formed answer ``<think></think><action>COMMAND</action>`` followed by EOS,
-as token ids of the agent's
-tokenizer, so the turns it produces have the same shape as a model's and can be trained on (SFT).
+as token ids of the agent's tokenizer, so the turns it produces have the same shape as a model's
+and can be trained on (SFT).
 
 The log-probabilities are the policy's own, token by token: a uniform choice among n commands is a
 distribution over their token sequences, so the probability of token t is the fraction of the
