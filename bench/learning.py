@@ -21,11 +21,12 @@ Every run is an ordinary ``agentropy train`` run folder under ``--out``; a run w
 ``summary.json`` exists is not repeated, so an interrupted benchmark continues where it stopped
 and ``--report`` redraws the table and the curves from what is there.
 
-Outputs (``--results``, default ``bench/results/``): ``learning_SETTING.md``, the markdown table
-with per-learner diagnostics (share of GRPO groups with any reward variance, invalid turns split
-into format failures and env refusals, length of won episodes), ``learning_SETTING_entropy.png``
-(sampling entropy per iteration, mean over seeds, min-max band) and ``learning_SETTING_success.png``
-(train success). ``bench/results/learning.md`` is the written summary of every setting.
+Outputs (``--results``, default ``bench/results/``), named ``learning_`` + the setting (``--stem``
+changes it): the markdown table with per-learner diagnostics (share of GRPO groups with any reward
+variance, invalid turns split into format failures and env refusals, length of won episodes), and
+the ``_entropy.png`` (sampling entropy per iteration, mean over seeds, min-max band) and
+``_success.png`` (train success) curves. ``bench/results/learning.md`` is the written summary of
+every setting.
 
     python bench/learning.py                                   # quickstart setting, 5 learners x 3 seeds
     python bench/learning.py --setting scarce --learners grpo epo
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--versus", default=None,
                         help="also pair every learner with this one (e.g. grpo, for a methods comparison)")
     parser.add_argument("--stem", default=None,
-                        help="results file name (default learning_SETTING; learning.md is the summary)")
+                        help="results file name (default learning_ + the setting)")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args(argv)
     if args.versus and args.versus not in args.learners:
