@@ -34,7 +34,7 @@ and a keyword flag reproduces the released behaviour; each such function says so
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from agentropy.agents.temperature import HapoEntropyStats, hapo_normalized_entropy, hapo_temperature
@@ -63,9 +63,7 @@ __all__ = [
     "aepo_t_entropy_estimate",
     "aepo_t_temperature",
     "AepoTState",
-    "aepo_t_update_state",
     "aepo_t_reinforce_rows",
-    "aepo_t_reinforce_advantages",
     # AEPO-A
     "aepo_a_normalized_entropy",
     "aepo_a_advantages",
@@ -378,11 +376,6 @@ class AepoTState:
     entropy: float = 0.0
 
 
-def aepo_t_update_state(state: AepoTState, logp: Tensor, mask: Tensor) -> AepoTState:
-    """New state after an update whose per-token log-probabilities were ``logp`` (N, T)."""
-    return replace(state, entropy=float(aepo_t_entropy_estimate(logp, mask)))
-
-
 def aepo_t_reinforce_rows(
     adv: Tensor,
     *,
@@ -413,14 +406,6 @@ def aepo_t_reinforce_rows(
         n //= 2
     order = torch.cumsum(cand.long(), dim=0)
     return cand & (order <= n)
-
-
-def aepo_t_reinforce_advantages(adv: Tensor, keep: Tensor, mask: Tensor) -> Tensor:
-    """Token advantages of the tempered rows: 1 on every response token of a kept row, 0 elsewhere.
-
-    Args: adv (M, T) only for dtype/shape; keep (M,) bool; mask (M, T). Returns (M, T).
-    """
-    return keep.to(adv.dtype).unsqueeze(-1) * _f(mask, adv)
 
 
 # --------------------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ class RolloutRequest:
             group of its own (group ids apart from the main rollout's).
         group_size: episodes per task.
         temperature: the sampling temperature of these episodes (top-p and the token budget stay
-            the agent's).
+            the agent's; no part's :meth:`LearnerPart.rollout_sampling` rule applies to them).
     """
 
     tasks: tuple[int, ...]

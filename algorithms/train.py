@@ -382,6 +382,9 @@ class Trainer:
         """The extra rollouts the learner's parts ask for (:meth:`LearnerPart.rollout_request`,
         e.g. AEPO-T's tempered episodes), each on the training pool after the main rollout and
         merged by its part into the episodes trained on (:meth:`LearnerPart.merge_rollouts`).
+        They sample with the agent's settings at the request's temperature: the parts'
+        :meth:`~agentropy.algorithms.learner.Learner.rollout_sampling` rule (HAPO's per-token
+        temperature) is the main rollout's only.
         Their groups are numbered after every main group of the run (the k-th request's after
         k x ``iterations`` x ``tasks_per_iteration``); their episodes are logged as training
         episodes."""
@@ -393,7 +396,7 @@ class Trainer:
             if request is None:
                 continue
             k += 1
-            sampling = SamplingParams.from_config(cfg.agent, temperature=request.temperature)
+            sampling = dataclasses.replace(self.agent.sampling, temperature=request.temperature)
             first = (k * cfg.iterations + iteration - 1) * cfg.tasks_per_iteration
             with self._timed(row, "time/extra_rollout_s"):
                 extra = collect(self.train_pool, self.agent, [tasks[i] for i in request.tasks],
