@@ -1,0 +1,120 @@
+"""``cluster.learner_ranks=2``: the learner as two Ray actors (FSDP2 over gloo, on CPU) trains the
+quickstart's tiny run as the one-rank learner in the driver does, and a checkpoint resumes with
+the other number of ranks. agentropy.algorithms.ray_learner says how.
+
+What holds, measured here: every episode (SFT, training, evaluation) plays the same actions in
+both runs, so rollout and held-out metrics are equal; the update's metrics agree within a
+relative 1e-5 (the ranks sum their gradients in another order), and so do the checkpoints'
+optimizer states, which have one format for any number of ranks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from agentropy.algorithms.metrics import read_metrics
+from agentropy.configs.compose import load_config
+from agentropy.configs.schema import ConfigError
+
+from agentropy.records.episodes import read_episodes
+from tests.conftest import _ray_processes
+from tests.test_cluster import _wait_ray_gone
+from tests.test_train import ENV, SMALL
+
+#: the quickstart (EPO over GRPO, no KL) at test size, env actors on a private Ray of 4 CPUs
+#: (2 env actors per pool x 0.5 CPU, 2 ranks x 1 CPU; Ray counts them, it does not pin them)
+RUN = ["experiment=quickstart", *SMALL, "cluster=ray", "env.num_workers=2", "cluster.num_cpus=4"]
+#: keys that differ between any two runs
+NOISE = ("time", "rollout/tokens_per_s")
+
+
+def _train(run: Path, *overrides: str) -> str:
+    cmd = [sys.executable, "-m", "agentropy.cli", "train", *RUN, *overrides, f"hydra.run.dir={run}"]
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    return out.stdout + out.stderr
+
+
+def _actions(run: Path) -> list[tuple]:
+    return [(r.phase, r.iteration, r.seed, tuple(t.action for t in r.turns))
+            for r in read_episodes(run / "episodes.jsonl")]
+
+
+def _same_metrics(a: dict, b: dict) -> None:
+    """Rollout and held-out metrics equal, the update's within a relative 1e-5; sync/* only where
+    ranks send weights."""
+    keys = {k for k in a.keys() | b.keys() if not k.startswith(NOISE) and not k.startswith("sync/")}
+    assert {k for k in keys if k in a} == {k for k in keys if k in b}, a["iteration"]
+    for k in sorted(keys):
+        if k.startswith(("train/", "eval/", "batch/", "score/")):
+            assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (a["iteration"], k, a[k], b[k])
+        else:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7, nan_ok=True), (a["iteration"], k)
+
+
+def _optimizer(run: Path, iteration: int) -> dict:
+    state = torch.load(run / "checkpoints" / f"iter_{iteration:06d}" / "state.pt", weights_only=False)
+    return state["learner"]["optimizer"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same two-iteration run with one rank (in the driver) and with two (Ray actors)."""
+    before = _ray_processes()
+    root = tmp_path_factory.mktemp("ranks")
+    _train(root / "one")
+    out = _train(root / "two", "cluster.learner_ranks=2")
+    assert "placement: learner: 2 ranks as Ray actors" in out
+    assert _wait_ray_gone(before) == set(), "the learner ranks or their Ray outlived the run"
+    return root / "one", root / "two"
+
+
+def test_more_ranks_need_ray():
+    with pytest.raises(ConfigError, match="needs cluster=ray"):
+        load_config(["cluster.learner_ranks=2"])
+    with pytest.raises(ConfigError, match="do not support agent.lora or the KL"):
+        load_config(["cluster=ray", "cluster.learner_ranks=2", "algorithm.kl.coef=0.1"])
+
+
+@pytest.mark.slow
+def test_two_ranks_train_as_one(runs):
+    one, two = runs
+    assert _actions(one) == _actions(two)  # every episode, SFT to the last evaluation
+    m1, m2 = read_metrics(one), read_metrics(two)
+    assert [r["iteration"] for r in m1] == [r["iteration"] for r in m2] == [0, 1, 2]
+    for a, b in zip(m1, m2, strict=True):
+        _same_metrics(a, b)
+    for row in m2[1:]:  # the full weights came back to the driver after each update
+        assert row["sync/bytes"] > 1e6 and row["sync/seconds"] > 0 and "sync/bytes" not in m1[1]
+    o1, o2 = _optimizer(one, 2), _optimizer(two, 2)  # one checkpoint format
+    assert o1["param_groups"] == o2["param_groups"] and o1["state"].keys() == o2["state"].keys()
+    for i, entry in o1["state"].items():
+        for k, v in entry.items():
+            assert not hasattr(o2["state"][i][k], "device_mesh")  # gathered, not a DTensor
+            torch.testing.assert_close(o2["state"][i][k], v, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_resume_with_the_other_number_of_ranks(runs, tmp_path, ranks):
+    """The run checkpointed after iteration 1 with the other number of ranks, resumed with
+    ``ranks``: its iteration 2 is the uninterrupted run's."""
+    before = _ray_processes()
+    one, two = runs
+    source, other = (two, one) if ranks == 1 else (one, two)
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    shutil.rmtree(run / "checkpoints" / "iter_000002")
+    out = _train(run, f"cluster.learner_ranks={ranks}", f"resume={run}")
+    assert "from iter_000001" in out
+    resumed = read_metrics(run)
+    assert [r["iteration"] for r in resumed] == [0, 1, 2]
+    for uninterrupted in (read_metrics(source), read_metrics(other)):
+        _same_metrics(resumed[2], uninterrupted[2])
+    assert _actions(run) == _actions(source)
+    assert ("sync/bytes" in resumed[2]) == (ranks == 2)
+    assert _wait_ray_gone(before) == set()
