@@ -50,7 +50,7 @@ def _same_metrics(a: dict, b: dict) -> None:
     keys = {k for k in a.keys() | b.keys() if not k.startswith(NOISE) and not k.startswith("sync/")}
     assert {k for k in keys if k in a} == {k for k in keys if k in b}, a["iteration"]
     for k in sorted(keys):
-        if k.startswith(("train/", "eval/", "batch/", "score/")):
+        if k.startswith(("train/", "eval/", "batch/", "score/")) or None in (a[k], b[k]):  # NaN: null
             assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (a["iteration"], k, a[k], b[k])
         else:
             assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7, nan_ok=True), (a["iteration"], k)
