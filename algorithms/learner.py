@@ -279,7 +279,8 @@ class Learner:
     def rollout_requests(self, num_tasks: int, group_size: int) -> list[RolloutRequest]:
         """The extra rollouts the parts ask for after the main rollout of ``num_tasks`` tasks x
         ``group_size`` episodes (:meth:`LearnerPart.rollout_request`, e.g. AEPO-T's tempered
-        episodes), in part order. Changes the parts' state (they note the round)."""
+        episodes), in part order. Changes the parts' state (they note the round). Every part is
+        asked before any extra rollout is played (no two parts of today's catalogue ask)."""
         requests = [(part, part.rollout_request(num_tasks, group_size)) for part in self.parts.values()]
         self._requesters = [part for part, request in requests if request is not None]
         return [request for _, request in requests if request is not None]

@@ -5,13 +5,17 @@ the other number of ranks. agentropy.algorithms.ray_learner says how.
 What holds, measured here: every episode (SFT, training, evaluation) plays the same actions in
 both runs, so rollout and held-out metrics are equal; the update's metrics agree within a
 relative 1e-5 (the ranks sum their gradients in another order), and so do the checkpoints'
-optimizer states, which have one format for any number of ranks."""
+optimizer states, which have one format for any number of ranks. After each run no process it
+started (its private Ray, env actors, learner ranks) is left."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,8 +25,6 @@ from agentropy.configs.compose import load_config
 from agentropy.configs.schema import ConfigError
 
 from agentropy.records.episodes import read_episodes
-from tests.conftest import _ray_processes
-from tests.test_cluster import _wait_ray_gone
 from tests.test_train import ENV, SMALL
 
 #: the quickstart (EPO over GRPO, no KL) at test size, env actors on a private Ray of 4 CPUs
@@ -32,10 +34,32 @@ RUN = ["experiment=quickstart", *SMALL, "cluster=ray", "env.num_workers=2", "clu
 NOISE = ("time", "rollout/tokens_per_s")
 
 
+def _ours(tag: str) -> set[int]:
+    """Pids of processes whose environment carries ``tag``: the run's own Ray processes (GCS,
+    raylet, env actors, learner ranks) inherit the driver's environment. Other Ray sessions on
+    this shared machine do not count."""
+    out = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if tag.encode() in f.read().split(b"\0"):
+                    out.add(int(pid))
+        except OSError:
+            continue
+    return out
+
+
 def _train(run: Path, *overrides: str) -> str:
+    """One run to its end; then no process it started may be left (60 s for Ray to go)."""
+    tag = f"AGENTROPY_TEST_RUN={uuid.uuid4().hex}"
     cmd = [sys.executable, "-m", "agentropy.cli", "train", *RUN, *overrides, f"hydra.run.dir={run}"]
-    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=1200)
+    env = {**ENV, tag.split("=")[0]: tag.split("=")[1]}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    deadline = time.monotonic() + 60
+    while (left := _ours(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes of the run outlived it: {left}"
     return out.stdout + out.stderr
 
 
@@ -56,20 +80,33 @@ def _same_metrics(a: dict, b: dict) -> None:
             assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7, nan_ok=True), (a["iteration"], k)
 
 
-def _optimizer(run: Path, iteration: int) -> dict:
-    state = torch.load(run / "checkpoints" / f"iter_{iteration:06d}" / "state.pt", weights_only=False)
-    return state["learner"]["optimizer"]
+def _same_checkpoints(run: Path, other: Path, iteration: int = 2) -> None:
+    """The policy weights and the optimizer state saved after ``iteration``: the same format (full
+    tensors, parameters numbered as one process numbers them), values within a relative 1e-5."""
+    from safetensors.torch import load_file
+
+    folder = f"checkpoints/iter_{iteration:06d}"
+    w1, w2 = load_file(run / folder / "model.safetensors"), load_file(other / folder / "model.safetensors")
+    assert w1.keys() == w2.keys()
+    for k, v in w1.items():
+        torch.testing.assert_close(w2[k], v, rtol=1e-5, atol=1e-6)
+    o1, o2 = (torch.load(r / folder / "state.pt", weights_only=False)["learner"]["optimizer"]
+              for r in (run, other))
+    assert o1["param_groups"] == o2["param_groups"] and o1["state"].keys() == o2["state"].keys()
+    for i, entry in o1["state"].items():
+        assert entry.keys() == o2["state"][i].keys()
+        for k, v in entry.items():
+            assert type(o2["state"][i][k]) is type(v)  # gathered, not a DTensor
+            torch.testing.assert_close(o2["state"][i][k], v, rtol=1e-5, atol=1e-8)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same two-iteration run with one rank (in the driver) and with two (Ray actors)."""
-    before = _ray_processes()
     root = tmp_path_factory.mktemp("ranks")
     _train(root / "one")
     out = _train(root / "two", "cluster.learner_ranks=2")
     assert "placement: learner: 2 ranks as Ray actors" in out
-    assert _wait_ray_gone(before) == set(), "the learner ranks or their Ray outlived the run"
     return root / "one", root / "two"
 
 
@@ -90,12 +127,8 @@ def test_two_ranks_train_as_one(runs):
         _same_metrics(a, b)
     for row in m2[1:]:  # the full weights came back to the driver after each update
         assert row["sync/bytes"] > 1e6 and row["sync/seconds"] > 0 and "sync/bytes" not in m1[1]
-    o1, o2 = _optimizer(one, 2), _optimizer(two, 2)  # one checkpoint format
-    assert o1["param_groups"] == o2["param_groups"] and o1["state"].keys() == o2["state"].keys()
-    for i, entry in o1["state"].items():
-        for k, v in entry.items():
-            assert not hasattr(o2["state"][i][k], "device_mesh")  # gathered, not a DTensor
-            torch.testing.assert_close(o2["state"][i][k], v, rtol=1e-5, atol=1e-8)
+    _same_checkpoints(one, two, iteration=1)
+    _same_checkpoints(one, two, iteration=2)
 
 
 @pytest.mark.slow
@@ -103,7 +136,6 @@ def test_two_ranks_train_as_one(runs):
 def test_resume_with_the_other_number_of_ranks(runs, tmp_path, ranks):
     """The run checkpointed after iteration 1 with the other number of ranks, resumed with
     ``ranks``: its iteration 2 is the uninterrupted run's."""
-    before = _ray_processes()
     one, two = runs
     source, other = (two, one) if ranks == 1 else (one, two)
     run = tmp_path / "run"
@@ -116,5 +148,5 @@ def test_resume_with_the_other_number_of_ranks(runs, tmp_path, ranks):
     for uninterrupted in (read_metrics(source), read_metrics(other)):
         _same_metrics(resumed[2], uninterrupted[2])
     assert _actions(run) == _actions(source)
+    _same_checkpoints(run, source)  # the optimizer state carried over the change of ranks
     assert ("sync/bytes" in resumed[2]) == (ranks == 2)
-    assert _wait_ray_gone(before) == set()
