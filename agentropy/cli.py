@@ -216,10 +216,10 @@ def _check_resume(overrides: Sequence[str]) -> list[str]:
     rest = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
     saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     now = OmegaConf.to_container(compose_config(rest))
-    for config in (saved, now):
-        config.pop("resume", None)
+    for tree in (saved, now):
+        tree.pop("resume", None)
         for key in _RESUME_MAY_CHANGE:  # how many learner ranks, not what they compute
-            config.get("cluster", {}).pop(key, None)
+            tree["cluster"].pop(key, None)
     if saved != now:
         diff = sorted(_diff_keys(saved, now))
         raise ConfigError(
