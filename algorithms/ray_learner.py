@@ -27,7 +27,8 @@ Where the state lives:
 A step's batch (and a checkpoint's state) is put in the object store once; every rank gets the
 reference. ``state_dict`` is the single-process format (full tensors, the optimizer's
 parameters numbered as one process numbers them), so a checkpoint resumes with any number of
-ranks. :meth:`RemoteLearner.close` kills the actors and removes their placement group.
+ranks. :meth:`RemoteLearner.close` kills the actors and removes their placement group; a rank that
+dies fails the call that was waiting for it at once (the trainer then closes the run).
 
 Ray is imported only here and only when a RemoteLearner is made: ``cluster=local`` never does.
 Only CPU ranks over gloo were run; the NCCL/GPU branch is written but untested.
@@ -119,11 +120,6 @@ class LearnerRank:
         state = full_model_state(self.model)
         return state if self.rank == 0 else None
 
-    def close(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 class RemoteLearner:
@@ -177,10 +173,19 @@ class RemoteLearner:
 
     # -- calls that change the ranks' state: every rank, rank 0's answer ------------------------
     def _all(self, method: str, *args: Any) -> Any:
-        return self._ray.get([r.call.remote(method, *args) for r in self.ranks])[0]
+        return self._gather([r.call.remote(method, *args) for r in self.ranks])
 
     def _first(self, method: str, *args: Any) -> Any:
         return self._ray.get(self.ranks[0].call.remote(method, *args))
+
+    def _gather(self, refs: list[Any]) -> Any:
+        """Rank 0's answer once every rank has answered; the first rank to fail raises at once
+        (the others may wait in a collective for it forever)."""
+        pending = list(refs)
+        while pending:
+            ready, pending = self._ray.wait(pending, num_returns=1)
+            self._ray.get(ready)
+        return self._ray.get(refs[0])
 
     def update(self, batch: TokenBatch, labels: Sequence[str] | None = None) -> UpdateResult:
         """:meth:`Learner.update` on every rank (the batch put in the object store once), then the
@@ -193,7 +198,7 @@ class RemoteLearner:
         """Load the ranks' full weights into the driver's model; returns ``sync/bytes`` and
         ``sync/seconds`` (gather on the ranks, object store, load)."""
         t0 = time.perf_counter()
-        state = self._ray.get([r.weights.remote() for r in self.ranks])[0]
+        state = self._gather([r.weights.remote() for r in self.ranks])
         self.model.load_state_dict(state)
         seconds = time.perf_counter() - t0
         size = sum(t.numel() * t.element_size() for t in state.values())
@@ -223,16 +228,12 @@ class RemoteLearner:
         return self._first("branch_rule")
 
     def close(self) -> None:
-        """Leave the process group, kill the actors, remove the placement group (idempotent)."""
+        """Kill the actors (a rank may be stuck in a collective with a dead one, so none is
+        asked to leave its process group) and remove the placement group; idempotent."""
         ray = self._ray
-        if self.ranks:
-            try:
-                ray.get([r.close.remote() for r in self.ranks], timeout=30)
-            except Exception:  # noqa: BLE001  (a dead rank: kill the rest anyway)
-                log.warning("learner ranks: leaving the process group failed", exc_info=True)
-            for r in self.ranks:
-                ray.kill(r)
-            self.ranks = []
+        for r in self.ranks:
+            ray.kill(r)
+        self.ranks = []
         if self._pg is not None:
             from ray.util.placement_group import remove_placement_group
 

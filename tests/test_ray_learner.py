@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,18 +50,27 @@ def _ours(tag: str) -> set[int]:
     return out
 
 
-def _train(run: Path, *overrides: str) -> str:
-    """One run to its end; then no process it started may be left (60 s for Ray to go)."""
-    tag = f"AGENTROPY_TEST_RUN={uuid.uuid4().hex}"
-    cmd = [sys.executable, "-m", "agentropy.cli", "train", *RUN, *overrides, f"hydra.run.dir={run}"]
-    env = {**ENV, tag.split("=")[0]: tag.split("=")[1]}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+def _wait_gone(tag: str) -> None:
     deadline = time.monotonic() + 60
     while (left := _ours(tag)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"processes of the run outlived it: {left}"
-    return out.stdout + out.stderr
+
+
+def _start(run: Path, *overrides: str) -> tuple[subprocess.Popen, str]:
+    tag = f"AGENTROPY_TEST_RUN={uuid.uuid4().hex}"
+    cmd = [sys.executable, "-m", "agentropy.cli", "train", *RUN, *overrides, f"hydra.run.dir={run}"]
+    env = {**ENV, tag.split("=")[0]: tag.split("=")[1]}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), tag
+
+
+def _train(run: Path, *overrides: str) -> str:
+    """One run to its end; then no process it started may be left (60 s for Ray to go)."""
+    proc, tag = _start(run, *overrides)
+    out, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, out[-3000:]
+    _wait_gone(tag)
+    return out
 
 
 def _actions(run: Path) -> list[tuple]:
@@ -150,3 +160,31 @@ def test_resume_with_the_other_number_of_ranks(runs, tmp_path, ranks):
     assert _actions(run) == _actions(source)
     _same_checkpoints(run, source)  # the optimizer state carried over the change of ranks
     assert ("sync/bytes" in resumed[2]) == (ranks == 2)
+
+
+@pytest.mark.slow
+def test_a_killed_rank_ends_the_run_and_leaves_nothing(tmp_path):
+    """SIGKILL of one learner rank once the ranks are up: the next call to the ranks fails at once
+    (the live rank could wait in a collective for the dead one forever), the run exits with an
+    error, and the run's ranks, placement group, env actors and private Ray are all gone."""
+    proc, tag = _start(tmp_path / "run", "cluster.learner_ranks=2")
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "learner: 2 ranks as Ray actors (placement" in line:
+            break
+    assert proc.poll() is None, "".join(lines)[-3000:]
+    ranks = []
+    for pid in _ours(tag):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"ray::LearnerRank"):
+                    ranks.append(pid)
+        except OSError:
+            continue
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[0], signal.SIGKILL)
+    out = "".join(lines) + proc.stdout.read()
+    assert proc.wait(timeout=600) != 0, out[-3000:]
+    assert "ActorDiedError" in out or "died" in out, out[-3000:]
+    _wait_gone(tag)
