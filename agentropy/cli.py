@@ -196,6 +196,11 @@ def _train_summary_table(summary: dict) -> None:
     print(f"run folder: {summary['run_dir']}")
 
 
+#: cluster keys a resumed run may change: a checkpoint has one format for any number of learner
+#: ranks (agentropy.algorithms.ray_learner)
+_RESUME_MAY_CHANGE = ("learner_ranks", "learner_cpus_per_rank", "learner_gpus_per_rank", "learner_placement")
+
+
 def _check_resume(overrides: Sequence[str]) -> list[str]:
     """For ``resume=RUN``: run in that folder, and refuse a config that differs from its own."""
     from omegaconf import OmegaConf
@@ -211,8 +216,10 @@ def _check_resume(overrides: Sequence[str]) -> list[str]:
     rest = [o for o in overrides if not o.startswith(("resume=", "hydra."))]
     saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     now = OmegaConf.to_container(compose_config(rest))
-    saved.pop("resume", None)
-    now.pop("resume", None)
+    for tree in (saved, now):
+        tree.pop("resume", None)
+        for key in _RESUME_MAY_CHANGE:  # how many learner ranks, not what they compute
+            tree["cluster"].pop(key, None)
     if saved != now:
         diff = sorted(_diff_keys(saved, now))
         raise ConfigError(

@@ -5,7 +5,8 @@ With ``cluster=local`` nothing here imports Ray. With ``cluster=ray`` the run jo
 ``cluster.address`` (``auto``: the one ``ray start --head`` made on this machine) or starts a
 private local Ray on the loopback address, which it stops at its end. The env pool's
 workers then run as Ray actors (:class:`agentropy.envs.pool.RayPool`) on whichever nodes have
-CPUs free; generation and the learner stay in the driver process.
+CPUs free; generation stays in the driver process, and so does the learner unless
+``cluster.learner_ranks`` > 1 (:mod:`agentropy.algorithms.ray_learner`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,17 @@ class ClusterSession:
             f"env workers: {env_workers} Ray actors per pool x {RAY_ENV_WORKER_CPUS:g} CPU, spread "
             f"over the nodes by Ray's scheduler",
             f"rollout: {backend} in the driver process",
-            f"learner: 1 rank in the driver process on {device}",
+            self._learner_line(device),
         ]
+
+    def _learner_line(self, device: str) -> str:
+        cfg = self.cfg
+        if cfg.learner_ranks == 1:
+            return f"learner: 1 rank in the driver process on {device}"
+        gpus = f", {cfg.learner_gpus_per_rank:g} GPU" if cfg.learner_gpus_per_rank else ""
+        return (f"learner: {cfg.learner_ranks} ranks as Ray actors ({cfg.learner_cpus_per_rank:g} CPU{gpus} "
+                f"each, placement group {cfg.learner_placement}), FSDP2 over "
+                f"{'NCCL' if gpus else 'gloo'}; full weights to the driver after each update")
 
     def close(self) -> None:
         if self.started:

@@ -27,8 +27,8 @@ import torch.distributed as dist
 from agentropy.algorithms.parts import Tally
 from torch import Tensor, nn
 
-__all__ = ["average_replicated_grads", "clip_grad_norm", "data_parallel_world", "reduce_sums",
-           "reduce_tally", "shard", "share_of"]
+__all__ = ["average_replicated_grads", "clip_grad_norm", "data_parallel_world", "full_model_state",
+           "full_state", "reduce_sums", "reduce_tally", "shard", "shard_optimizer_state", "share_of"]
 
 
 def data_parallel_world(model: nn.Module) -> tuple[int, int]:
@@ -144,3 +144,44 @@ def reduce_sums(values: dict[str, Tensor | float]) -> dict[str, float]:
     """Per-key sums over the ranks (keys any rank has)."""
     keys = _union_keys(values)
     return dict(zip(keys, _summed(values, keys).tolist(), strict=True))
+
+
+def full_model_state(model: nn.Module) -> dict[str, Tensor]:
+    """The sharded model's full (unsharded) state dict on CPU, as an unsharded model's
+    ``state_dict()`` names it, on rank 0 (empty on the others); every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def full_state(obj: object) -> object:
+    """``obj`` (nested dicts, lists, tuples) with every DTensor gathered into a full CPU tensor, so
+    a sharded learner's state has the single-process format; every rank must call it on the same
+    structure (the gathers are collectives, taken in the structure's order)."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(obj, DTensor):
+        return obj.full_tensor().cpu()
+    if isinstance(obj, dict):
+        return {k: full_state(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(full_state(v) for v in obj)
+    return obj
+
+
+def shard_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> dict:
+    """A single-process optimizer state dict (full tensors, parameters numbered in the order of
+    the optimizer's groups) laid out for this rank: each state tensor shaped like a sharded
+    parameter becomes that parameter's shard (a DTensor with its placements); every rank must
+    call it."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    out = {}
+    for index, entry in state["state"].items():
+        p = params[int(index)]
+        if isinstance(p, DTensor):
+            entry = {k: distribute_tensor(v.to(p.device), p.device_mesh, p.placements)
+                     if isinstance(v, Tensor) and v.shape == p.shape else v for k, v in entry.items()}
+        out[index] = entry
+    return {**state, "state": out}

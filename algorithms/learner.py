@@ -49,7 +49,7 @@ from agentropy.algorithms.memory import (
     split_lm,
     token_budget_slices,
 )
-from agentropy.algorithms.parts import LearnerPart, LossContext, PartContext, Tally
+from agentropy.algorithms.parts import LearnerPart, LossContext, PartContext, RolloutRequest, Tally
 from agentropy.algorithms.registry import ADVANTAGES, LEARNER_PARTS, POLICY_LOSSES
 from agentropy.configs.parts import names
 from agentropy.configs.schema import AlgorithmConfig, PolicyLossConfig
@@ -57,9 +57,10 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from agentropy.agents.backends.base import SamplingParams
+    from agentropy.algorithms.data import Trajectory
     from agentropy.algorithms.rollout import BranchRule
 
-__all__ = ["Learner", "UpdateResult"]
+__all__ = ["Learner", "LearnerSpec", "UpdateResult"]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ class Learner:
         built = {name: LEARNER_PARTS.get(name)(cfg, ctx) for name in names("learner part")}
         #: name -> part, for the parts this config uses
         self.parts: dict[str, LearnerPart] = {k: v for k, v in built.items() if v is not None}
+        self._requesters: list[LearnerPart] = []  # the parts whose extra rollouts are out
 
         # The optimizer and the LR schedule (stepped once per update, i.e. per global step).
         # Pure bf16 weights (master_weights=compute) get stochastic rounding in the update.
@@ -273,6 +275,26 @@ class Learner:
         for part in self.parts.values():
             sampling = part.rollout_sampling(sampling)
         return sampling
+
+    def rollout_requests(self, num_tasks: int, group_size: int) -> list[RolloutRequest]:
+        """The extra rollouts the parts ask for after the main rollout of ``num_tasks`` tasks x
+        ``group_size`` episodes (:meth:`LearnerPart.rollout_request`, e.g. AEPO-T's tempered
+        episodes), in part order. Changes the parts' state (they note the round). Every part is
+        asked before any extra rollout is played (no two parts of today's catalogue ask)."""
+        requests = [(part, part.rollout_request(num_tasks, group_size)) for part in self.parts.values()]
+        self._requesters = [part for part, request in requests if request is not None]
+        return [request for _, request in requests if request is not None]
+
+    def merge_rollouts(self, main: list[Trajectory], extras: Sequence[list[Trajectory]]) -> list[Trajectory]:
+        """The episodes to train on: ``main`` merged with the finished episodes of each extra
+        rollout of :meth:`rollout_requests` (``extras[k]`` answers the k-th request), by the part
+        that asked, in order (:meth:`LearnerPart.merge_rollouts`). Changes the parts' state."""
+        if len(extras) != len(self._requesters):
+            raise ValueError(f"{len(extras)} extra rollouts for {len(self._requesters)} requests")
+        for part, extra in zip(self._requesters, extras, strict=True):
+            main = part.merge_rollouts(main, extra)
+        self._requesters = []
+        return main
 
     def branch_rule(self) -> BranchRule | None:
         """The branching rollout a part asks of the collector (:meth:`LearnerPart.branch_rule`), or
@@ -507,7 +529,8 @@ class Learner:
         """Everything but the policy's own weights (the trainer saves those): optimizer, LR
         schedule, step, random state, and each part's entries (entropy history, KL coefficient
         and a reference model the learner made, replay and baseline buffers, the value head or
-        critic)."""
+        critic). A sharded learner gives the same single-process format (full tensors; a
+        collective: every rank calls it), so a checkpoint resumes with any number of ranks."""
         state: dict[str, Any] = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -516,12 +539,46 @@ class Learner:
         }
         for part in self.parts.values():
             state.update(part.state_dict())
-        return state
+        return dp.full_state(state) if self.world > 1 else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take :meth:`state_dict`'s format (a sharded learner: on every rank)."""
         self.step = int(state["step"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        optimizer = state["optimizer"]
+        if self.world > 1:
+            optimizer = dp.shard_optimizer_state(self.optimizer, optimizer)
+        self.optimizer.load_state_dict(optimizer)
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         for part in self.parts.values():
             part.load_state_dict(state)
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """What it takes to build the run's learner, in the driver or in a rank.
+
+    Attributes:
+        algorithm: the algorithm config.
+        model_path: the policy's folder (or hub name), as the driver loaded it.
+        master_dtype: the trained weights' dtype (``float32``, or ``agent.dtype`` with
+            ``master_weights=compute``).
+        compute_dtype: ``agent.dtype``.
+        total_steps, max_new_tokens, max_seq_len: as :class:`Learner` takes them.
+        seed: the run's seed (a rank seeds its global RNGs with it).
+    """
+
+    algorithm: AlgorithmConfig
+    model_path: str
+    master_dtype: str
+    compute_dtype: str
+    total_steps: int
+    max_new_tokens: int
+    max_seq_len: int
+    seed: int
+
+    def build(self, model: nn.Module, tokenizer: Any) -> Learner:
+        """The learner of ``model`` (sharded or not)."""
+        return Learner(model, self.algorithm, total_steps=self.total_steps,
+                       max_new_tokens=self.max_new_tokens, max_seq_len=self.max_seq_len,
+                       tokenizer=tokenizer, compute_dtype=self.compute_dtype)

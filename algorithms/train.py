@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from agentropy.algorithms.checkpoint import (
 )
 from agentropy.algorithms.cluster import connect
 from agentropy.algorithms.data import Trajectory, collate
-from agentropy.algorithms.learner import Learner
+from agentropy.algorithms.learner import Learner, LearnerSpec
 from agentropy.algorithms.memory import engine_state_dict
 from agentropy.algorithms.metrics import MetricsLog, plot_metrics, read_metrics
 from agentropy.algorithms.rollout import RolloutStats, Task, collect
@@ -74,6 +74,9 @@ from rich.text import Text
 
 from agentropy.records.episodes import EpisodeLog, EpisodeRecord
 from agentropy.records.jsonl import AppendOnlyJsonl
+
+if TYPE_CHECKING:
+    from agentropy.algorithms.ray_learner import RemoteLearner
 
 __all__ = ["Trainer", "train"]
 
@@ -172,8 +175,8 @@ class Trainer:
 
         # The trained weights are the float32 master unless algorithm.master_weights=compute;
         # agent.dtype is the rollout engine's and the forward pass's dtype.
-        master = "float32" if cfg.algorithm.master_weights == "float32" else cfg.agent.dtype
-        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=master)
+        self.master_dtype = "float32" if cfg.algorithm.master_weights == "float32" else cfg.agent.dtype
+        self.model, self.tokenizer = load_pretrained(self.model_path, dtype=self.master_dtype)
         self.model.to(self.device).eval()
         if cfg.agent.lora.enabled:  # every learner then trains the adapters only (agents/lora.py)
             from agentropy.agents.lora import apply_lora
@@ -197,7 +200,7 @@ class Trainer:
         self.episodes = EpisodeLog(self.run_dir / "episodes.jsonl")
         self.replay_log = AppendOnlyJsonl(self.run_dir / "replay.jsonl")
         self._closers += [self.episodes, self.replay_log]
-        self.learner: Learner | None = None
+        self.learner: Learner | RemoteLearner | None = None
         self.metrics: MetricsLog | None = None
         self.start_iteration = 0
         self.progress = Progress(
@@ -231,17 +234,28 @@ class Trainer:
         self._closers.append(pool)
         return pool
 
-    def _make_learner(self) -> Learner:
+    def _make_learner(self) -> Learner | RemoteLearner:
+        """The learner: in this process, or ``cluster.learner_ranks`` Ray actors behind a
+        :class:`~agentropy.algorithms.ray_learner.RemoteLearner` that the rest of the trainer uses
+        the same way (it loads the new weights into ``self.model`` after each update)."""
         cfg = self.cfg
-        return Learner(
-            self.model,
+        spec = LearnerSpec(
             cfg.algorithm,
+            model_path=str(self.model_path),
+            master_dtype=self.master_dtype,
+            compute_dtype=cfg.agent.dtype,
             total_steps=max(cfg.iterations, 1),
             max_new_tokens=cfg.agent.max_new_tokens,
             max_seq_len=2 * cfg.agent.max_prompt_tokens + cfg.agent.max_new_tokens,
-            tokenizer=self.tokenizer,
-            compute_dtype=cfg.agent.dtype,
+            seed=cfg.seed,
         )
+        if cfg.cluster.learner_ranks == 1:
+            return spec.build(self.model, self.tokenizer)
+        from agentropy.algorithms.ray_learner import RemoteLearner
+
+        learner = RemoteLearner(spec, self.model, cfg.cluster)
+        self._closers.append(learner)
+        return learner
 
     # ------------------------------------------------------------------ the run
     def run(self) -> dict[str, Any]:
@@ -379,10 +393,10 @@ class Trainer:
     def _extra_rollouts(self, iteration: int, tasks: list[Task], good: list[Trajectory],
                         records: list[EpisodeRecord], stats: RolloutStats,
                         row: dict[str, float]) -> list[Trajectory]:
-        """The extra rollouts the learner's parts ask for (:meth:`LearnerPart.rollout_request`,
-        e.g. AEPO-T's tempered episodes), each on the training pool after the main rollout and
-        merged by its part into the episodes trained on (:meth:`LearnerPart.merge_rollouts`).
-        They sample with the agent's settings at the request's temperature: the parts'
+        """The extra rollouts the learner's parts ask for (:meth:`Learner.rollout_requests`, e.g.
+        AEPO-T's tempered episodes), each on the training pool after the main rollout, then merged
+        by the parts into the episodes trained on (:meth:`Learner.merge_rollouts`). They sample
+        with the agent's settings at the request's temperature: the parts'
         :meth:`~agentropy.algorithms.learner.Learner.rollout_sampling` rule (HAPO's per-token
         temperature) is the main rollout's only.
         Their groups are numbered after every main group of the run (the k-th request's after
@@ -390,12 +404,9 @@ class Trainer:
         episodes."""
         cfg = self.cfg
         assert self.learner is not None
-        k = 0
-        for part in self.learner.parts.values():
-            request = part.rollout_request(len(tasks), cfg.group_size)
-            if request is None:
-                continue
-            k += 1
+        requests = self.learner.rollout_requests(len(tasks), cfg.group_size)
+        extras = []
+        for k, request in enumerate(requests, start=1):
             sampling = dataclasses.replace(self.agent.sampling, temperature=request.temperature)
             first = (k * cfg.iterations + iteration - 1) * cfg.tasks_per_iteration
             with self._timed(row, "time/extra_rollout_s"):
@@ -403,8 +414,8 @@ class Trainer:
                                 request.group_size, records=records, phase="train", iteration=iteration,
                                 first_group_id=first, sampling=sampling, stats=stats, progress=self.progress)
             row["rollout/extra_episodes"] = row.get("rollout/extra_episodes", 0.0) + len(extra)
-            good = part.merge_rollouts(good, [t for t in extra if not t.failure])
-        return good
+            extras.append([t for t in extra if not t.failure])
+        return self.learner.merge_rollouts(good, extras) if requests else good
 
     def _evaluate(self, iteration: int) -> dict[str, float]:
         """Held-out success on fixed tasks, sampled and (optionally) greedy."""

@@ -784,8 +784,9 @@ class ClusterConfig:
 
     ``local``: this process, with the env pool's subprocess workers; Ray is never imported.
     ``ray``: the run connects to Ray (or starts a local one) and the env workers are Ray actors
-    (``env.pool=ray``, set by ``configs/cluster/ray.yaml``); generation and the learner stay in
-    the driver process.
+    (``env.pool=ray``, set by ``configs/cluster/ray.yaml``); generation stays in the driver
+    process, and so does the learner unless ``learner_ranks`` > 1, which makes it that many
+    data-parallel Ray actors (:mod:`agentropy.algorithms.ray_learner`).
     """
 
     backend: str = "local"
@@ -797,11 +798,31 @@ class ClusterConfig:
     """CPUs a local Ray offers (0: every core of this machine); ignored when joining a cluster"""
     object_store_mb: int = 256
     """object store of a local Ray, in MiB; ignored when joining a cluster"""
+    learner_ranks: int = 1
+    """data-parallel learner ranks: 1 trains in the driver process; K > 1 (``backend=ray`` only)
+    runs K Ray actors that shard the policy with FSDP2 and send the driver the full weights after
+    each update"""
+    learner_cpus_per_rank: float = 1.0
+    """CPUs each learner rank reserves (its bundle of the placement group); with learner_ranks > 1"""
+    learner_gpus_per_rank: float = 0.0
+    """GPUs each learner rank reserves; a rank that gets one trains on it over NCCL (not run
+    here: only CPU ranks over gloo were tested)"""
+    learner_placement: str = "PACK"
+    """Ray placement-group strategy of the learner ranks' bundles: ``PACK``, ``SPREAD``,
+    ``STRICT_PACK`` or ``STRICT_SPREAD``"""
 
     def __post_init__(self) -> None:
         _choice("cluster.backend", self.backend, ("local", "ray"))
         _positive("cluster.num_cpus", self.num_cpus, allow_zero=True)
         _positive("cluster.object_store_mb", self.object_store_mb)
+        _positive("cluster.learner_ranks", self.learner_ranks)
+        _positive("cluster.learner_cpus_per_rank", self.learner_cpus_per_rank)
+        _positive("cluster.learner_gpus_per_rank", self.learner_gpus_per_rank, allow_zero=True)
+        _choice("cluster.learner_placement", self.learner_placement,
+                ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"))
+        if self.learner_ranks > 1 and self.backend != "ray":
+            raise ConfigError(f"cluster.learner_ranks={self.learner_ranks} needs cluster=ray "
+                              "(the ranks are Ray actors)")
 
 
 @dataclass
@@ -852,6 +873,10 @@ class TrainConfig:
         if (self.env.pool == "ray") != (self.cluster.backend == "ray"):
             raise ConfigError(f"env.pool={self.env.pool} needs cluster=ray, and cluster=ray needs "
                               f"env.pool=ray (cluster.backend is {self.cluster.backend!r})")
+        if self.cluster.learner_ranks > 1 and (self.agent.lora.enabled or self.algorithm.kl.coef > 0):
+            raise ConfigError(f"cluster.learner_ranks={self.cluster.learner_ranks}: sharded ranks do not "
+                              "support agent.lora or the KL term's reference copy yet; use one rank, or "
+                              "agent.lora.rank=0 and algorithm.kl.coef=0")
         if self.algorithm.hapo.enabled and self.algorithm.hapo.tau > 0:
             if self.agent.backend != "hf":
                 raise ConfigError(f"algorithm.hapo.tau: the token-aware sampling temperature needs "
