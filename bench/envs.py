@@ -449,8 +449,9 @@ def _table(rows: Sequence[Row]) -> str:
              f"{'ratio':>6} | {'target':<9} |", f"|{'-' * 74}|{'-' * 11}|{'-' * 11}|{'-' * 9}|"
              f"{'-' * 8}|{'-' * 11}|"]
     for row in rows:
-        ratio = f"{row.ratio:.2f}x" if row.higher_is_better else "-"
-        lines.append(f"| {row.name:<72} | {row.ours:>9.1f} | {row.reference:>9.1f} | "
+        ratio = f"{row.ratio:.2f}x" if row.higher_is_better and row.reference else "-"
+        reference = f"{row.reference:>9.1f}" if row.reference else f"{'-':>9}"  # 0: nothing to compare with
+        lines.append(f"| {row.name:<72} | {row.ours:>9.1f} | {reference} | "
                      f"{row.unit:<7} | {ratio:>6} | {row.target:<9} |")
     return "\n".join(lines)
 
