@@ -90,7 +90,8 @@ class Agent:
         for memory, obs, info in zip(memories, observations, infos, strict=True):
             admissible = tuple(info.get("admissible_commands") or ())
             prompts.append(self.prompts.build(memory, obs, admissible))
-            contexts.append(TurnContext(obs, admissible, info.get("expert_action"), prompts[-1].messages))
+            contexts.append(TurnContext(obs, admissible, info.get("expert_action"), prompts[-1].messages,
+                                        episode=id(memory)))
         start = time.perf_counter()
         generations = self.backend.generate([p.ids for p in prompts], sampling or self.sampling, contexts)
         self.generate_seconds += time.perf_counter() - start

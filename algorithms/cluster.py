@@ -5,7 +5,8 @@ With ``cluster=local`` nothing here imports Ray. With ``cluster=ray`` the run jo
 ``cluster.address`` (``auto``: the one ``ray start --head`` made on this machine) or starts a
 private local Ray on the loopback address, which it stops at its end. The env pool's
 workers then run as Ray actors (:class:`agentropy.envs.pool.RayPool`) on whichever nodes have
-CPUs free; generation stays in the driver process, and so does the learner unless
+CPUs free; generation stays in the driver process unless ``cluster.rollout_engines`` > 0
+(:mod:`agentropy.agents.backends.ray_engines`), and so does the learner unless
 ``cluster.learner_ranks`` > 1 (:mod:`agentropy.algorithms.ray_learner`).
 """
 
@@ -48,9 +49,18 @@ class ClusterSession:
             f", {len(nodes)} node(s): {described}; {total.get('CPU', 0):g} CPU in all",
             f"env workers: {env_workers} Ray actors per pool x {RAY_ENV_WORKER_CPUS:g} CPU, spread "
             f"over the nodes by Ray's scheduler",
-            f"rollout: {backend} in the driver process",
+            self._rollout_line(backend),
             self._learner_line(device),
         ]
+
+    def _rollout_line(self, backend: str) -> str:
+        cfg = self.cfg
+        if not cfg.rollout_engines:
+            return f"rollout: {backend} in the driver process"
+        gpus = f", {cfg.engine_gpus} GPU" if cfg.engine_gpus else ""
+        tp = f" (tensor-parallel over {cfg.engine_gpus})" if backend == "vllm" and cfg.engine_gpus > 1 else ""
+        return (f"rollout: {cfg.rollout_engines} {backend} engine(s) as Ray actors ({cfg.engine_cpus:g} "
+                f"CPU{gpus} each){tp}; an episode stays on one engine; weights through the object store")
 
     def _learner_line(self, device: str) -> str:
         cfg = self.cfg

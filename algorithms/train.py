@@ -182,16 +182,16 @@ class Trainer:
             from agentropy.agents.lora import apply_lora
 
             self.model = apply_lora(self.model, cfg.agent.lora)
-        self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
-        self._closers.append(self.agent)
-
-        # The cluster (cluster=ray: env workers are Ray actors), then the environment pools: one
-        # for training, one per evaluation split.
+        # The cluster (cluster=ray: env workers are Ray actors, and so are the rollout engines
+        # and the learner ranks when asked for), the rollout backend, then the environment
+        # pools: one for training, one per evaluation split.
         self.cluster = connect(cfg.cluster)
         self._closers.append(self.cluster)
         for line in self.cluster.placement(env_workers=cfg.env.num_workers, pool=cfg.env.pool,
                                            backend=cfg.agent.backend, device=str(self.device)):
             log.info("placement: %s", line)
+        self.agent = Agent(self._backend(), self.tokenizer, cfg.agent)
+        self._closers.append(self.agent)
         self.train_pool = self._pool(cfg.env.train_split, cfg.tasks_per_iteration * cfg.group_size)
         eval_size = min(cfg.eval.pool_size or len(self.train_pool), max(cfg.eval.episodes, 1))
         self.eval_pools = {split: self._pool(split, eval_size) for split in cfg.env.eval_splits}
@@ -221,8 +221,13 @@ class Trainer:
         return path
 
     def _backend(self) -> Any:
-        # The HF backend serves the very model object the learner trains (a cast copy when
+        # Rollout engines as Ray actors (cluster.rollout_engines), or in this process: then the
+        # HF backend serves the very model object the learner trains (a cast copy when
         # agent.dtype differs from the training dtype): no weight copy between them.
+        if self.cfg.cluster.rollout_engines:
+            from agentropy.agents.backends.ray_engines import RayEngines
+
+            return RayEngines(self.cfg.agent, self.model_path, self.cfg.cluster)
         backend, _ = BACKENDS.get(self.cfg.agent.backend)(self.cfg.agent, self.model_path,
                                                           policy=(self.model, self.tokenizer))
         return backend
@@ -373,7 +378,7 @@ class Trainer:
             self.episodes.append(_with_advantages(record, adv) if adv else record)
         if "replay" in logs:  # the replay buffer's rows, with their episode ids
             self.replay_log.write_line(json.dumps({"iteration": iteration, "rows": logs["replay"]}))
-        self._sync_weights(version=iteration)
+        row.update(self._sync_weights(version=iteration))
 
         # Evaluation, metrics, checkpoint.
         if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
@@ -442,16 +447,18 @@ class Trainer:
                          metrics[f"eval/{split}/invalid_rate"])
         return out
 
-    def _sync_weights(self, version: int) -> None:
+    def _sync_weights(self, version: int) -> dict[str, float]:
         """Push the learner's weights (LoRA adapters merged in), cast to ``agent.dtype``, into the
         rollout backend; the HF backend serving this very model needs no copy. A sleeping vLLM
-        engine wakes up for it."""
+        engine wakes up for it. Returns the backend's sync metrics (Ray engines: bytes, seconds)."""
         self.model.eval()
         if getattr(self.agent.backend, "model", None) is self.model:
             state = self.model.state_dict()
         else:
             state = engine_state_dict(self.model, self.cfg.agent.dtype)
         self.agent.backend.update_weights(state, version=version)
+        sync_metrics = getattr(self.agent.backend, "sync_metrics", None)
+        return sync_metrics() if sync_metrics is not None else {}
 
     # ------------------------------------------------------------------ persistence
     def _open_metrics(self, *, start_iteration: int, truncate_to: int) -> MetricsLog:

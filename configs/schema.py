@@ -785,8 +785,10 @@ class ClusterConfig:
     ``local``: this process, with the env pool's subprocess workers; Ray is never imported.
     ``ray``: the run connects to Ray (or starts a local one) and the env workers are Ray actors
     (``env.pool=ray``, set by ``configs/cluster/ray.yaml``); generation stays in the driver
-    process, and so does the learner unless ``learner_ranks`` > 1, which makes it that many
-    data-parallel Ray actors (:mod:`agentropy.algorithms.ray_learner`).
+    process unless ``rollout_engines`` > 0 (that many engine actors:
+    :mod:`agentropy.agents.backends.ray_engines`), and so does the learner unless
+    ``learner_ranks`` > 1, which makes it that many data-parallel Ray actors
+    (:mod:`agentropy.algorithms.ray_learner`).
     """
 
     backend: str = "local"
@@ -810,6 +812,14 @@ class ClusterConfig:
     learner_placement: str = "PACK"
     """Ray placement-group strategy of the learner ranks' bundles: ``PACK``, ``SPREAD``,
     ``STRICT_PACK`` or ``STRICT_SPREAD``"""
+    rollout_engines: int = 0
+    """generation engines as Ray actors (``backend=ray`` only), each an ``agent.backend`` engine;
+    0 generates in the driver process"""
+    engine_cpus: float = 1.0
+    """CPUs each rollout engine reserves (its torch threads on CPU)"""
+    engine_gpus: int = 0
+    """GPUs each rollout engine reserves; a vLLM engine with more than one is tensor-parallel over
+    them (not run here: only CPU engines were tested)"""
 
     def __post_init__(self) -> None:
         _choice("cluster.backend", self.backend, ("local", "ray"))
@@ -820,9 +830,15 @@ class ClusterConfig:
         _positive("cluster.learner_gpus_per_rank", self.learner_gpus_per_rank, allow_zero=True)
         _choice("cluster.learner_placement", self.learner_placement,
                 ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"))
+        _positive("cluster.rollout_engines", self.rollout_engines, allow_zero=True)
+        _positive("cluster.engine_cpus", self.engine_cpus)
+        _positive("cluster.engine_gpus", self.engine_gpus, allow_zero=True)
         if self.learner_ranks > 1 and self.backend != "ray":
             raise ConfigError(f"cluster.learner_ranks={self.learner_ranks} needs cluster=ray "
                               "(the ranks are Ray actors)")
+        if self.rollout_engines and self.backend != "ray":
+            raise ConfigError(f"cluster.rollout_engines={self.rollout_engines} needs cluster=ray "
+                              "(the engines are Ray actors)")
 
 
 @dataclass
@@ -877,6 +893,9 @@ class TrainConfig:
             raise ConfigError(f"cluster.learner_ranks={self.cluster.learner_ranks}: sharded ranks do not "
                               "support agent.lora or the KL term's reference copy yet; use one rank, or "
                               "agent.lora.rank=0 and algorithm.kl.coef=0")
+        if self.cluster.rollout_engines and self.agent.backend not in ("hf", "vllm"):
+            raise ConfigError(f"cluster.rollout_engines={self.cluster.rollout_engines}: the engines run "
+                              f"agent.backend=hf or vllm, not {self.agent.backend}")
         if self.algorithm.hapo.enabled and self.algorithm.hapo.tau > 0:
             if self.agent.backend != "hf":
                 raise ConfigError(f"algorithm.hapo.tau: the token-aware sampling temperature needs "

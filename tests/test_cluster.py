@@ -1,5 +1,6 @@
-"""cluster=local and cluster=ray end to end on the tiny model: a local run never imports Ray; a
-Ray run trains with its env workers as actors, survives one of them killed with SIGKILL, and
+"""cluster=local and cluster=ray end to end on the tiny model: a local run never imports Ray; the
+quickstart at test size on Ray with every role an actor (2 env workers per pool, 1 rollout
+engine, 2 FSDP2 learner ranks over gloo) trains, survives an env actor killed with SIGKILL, and
 resumes after the driver is killed with nothing lost or recorded twice."""
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import pytest
 from agentropy.algorithms.checkpoint import latest_checkpoint
+from agentropy.algorithms.metrics import read_metrics
 
 from agentropy.records.episodes import read_episodes
 from tests.conftest import _ray_processes
 from tests.test_train import ENV, SMALL, _check_run_folder
 
-RAY = ["cluster=ray", "env.num_workers=2"]
+#: every role a Ray actor, on a private Ray of 6 CPUs (Ray counts them, it does not pin them):
+#: 2 pools x 2 env actors x 0.5 CPU, 1 engine x 1 CPU, 2 learner ranks x 1 CPU
+RAY = ["experiment=quickstart", "cluster=ray", "env.num_workers=2", "cluster.rollout_engines=1",
+       "cluster.learner_ranks=2", "cluster.num_cpus=6"]
 
 
 def _train(run: Path, *overrides: str, **popen) -> subprocess.Popen:
@@ -72,13 +77,18 @@ def test_ray_run_survives_a_killed_env_actor(tmp_path):
         if "SFT:" in line:
             break
     assert proc.poll() is None, "".join(lines)[-3000:]
-    assert any("placement: env workers: 2 Ray actors" in line for line in lines), "".join(lines)
+    placement = "".join(line for line in lines if "placement:" in line)
+    assert "env workers: 2 Ray actors" in placement, placement
+    assert "rollout: 1 hf engine(s) as Ray actors" in placement, placement
+    assert "learner: 2 ranks as Ray actors" in placement, placement
     victims = _env_actors()
     assert len(victims) >= 2
     os.kill(victims[0], signal.SIGKILL)
     out = "".join(lines) + proc.stdout.read()
     assert proc.wait(timeout=900) == 0, out[-3000:]
     _check_run_folder(run, iterations=2)
+    rows = read_metrics(run / "metrics.jsonl")
+    assert all(r["sync/engine_bytes"] > 0 and r["sync/bytes"] > 0 for r in rows if r["iteration"] > 0)
     records = read_episodes(run / "episodes.jsonl")
     assert len([r for r in records if r.phase == "train"]) == 2 * 2 * 4  # none lost
     failed = [r for r in records if r.failure]

@@ -159,12 +159,16 @@ class TurnContext:
         expert_action: the env's expert command, if it has one.
         messages: the prompt as chat messages (``role``/``content``), when the prompt builder
             has them (step mode); for backends that send messages, not token ids.
+        episode: a key that is the same at every turn of one episode and differs between the
+            episodes of one call (the agent gives its memory's ``id``); a pool of engines keeps
+            an episode on one engine by it. None: no episode to keep together.
     """
 
     observation: str
     admissible_commands: tuple[str, ...]
     expert_action: str | None = None
     messages: tuple[Mapping[str, str], ...] = ()
+    episode: int | None = None
 
 
 @runtime_checkable

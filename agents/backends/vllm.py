@@ -188,6 +188,8 @@ class VLLMBackend:
             otherwise a logged notice and the engine stays awake, as before).
         sleep_level: 1 offloads the weights to CPU memory and drops the KV cache; 2 drops both
             (the weight push refills them).
+        tensor_parallel_size: GPUs the engine shards the model over; > 1 starts one vLLM
+            worker process per GPU (the ``mp`` executor) and needs CUDA. Not run here: no GPU.
     """
 
     name = "vllm"
@@ -205,6 +207,7 @@ class VLLMBackend:
         seed: int = 0,
         sleep_mode: bool = True,
         sleep_level: int = 1,
+        tensor_parallel_size: int = 1,
     ) -> None:
         _configure_environment(in_process, cpu_kv_cache_gib)
         try:
@@ -225,7 +228,10 @@ class VLLMBackend:
         self.in_process = in_process
         self.max_model_len = max_model_len
         kwargs: dict[str, Any] = {}
-        if in_process:
+        if tensor_parallel_size > 1:
+            kwargs["tensor_parallel_size"] = tensor_parallel_size
+            kwargs["distributed_executor_backend"] = "mp"
+        elif in_process:
             kwargs["distributed_executor_backend"] = "uni"
         if torch.cuda.is_available():
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
@@ -274,8 +280,10 @@ class VLLMBackend:
         return tuple(dict.fromkeys(ids))
 
     @classmethod
-    def from_config(cls, config: AgentConfig, model_path: str | Path) -> VLLMBackend:
-        """From the agent config (``dtype``, ``vllm.*`` and the prompt/generation lengths)."""
+    def from_config(cls, config: AgentConfig, model_path: str | Path, *,
+                    tensor_parallel_size: int = 1) -> VLLMBackend:
+        """From the agent config (``dtype``, ``vllm.*`` and the prompt/generation lengths);
+        ``tensor_parallel_size`` is the cluster's (``cluster.engine_gpus``)."""
         v = config.vllm
         # Room for a prompt kept whole although it exceeds max_prompt_tokens (see prompts.py).
         max_len = v.max_model_len or 2 * config.max_prompt_tokens + config.max_new_tokens
@@ -289,6 +297,7 @@ class VLLMBackend:
             cpu_kv_cache_gib=v.cpu_kv_cache_gib,
             sleep_mode=v.sleep_mode,
             sleep_level=v.sleep_level,
+            tensor_parallel_size=tensor_parallel_size,
         )
 
     @property

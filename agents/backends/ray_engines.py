@@ -1,0 +1,246 @@
+"""Rollout engines as Ray actors (``cluster=ray cluster.rollout_engines=N``).
+
+:class:`RayEngines` is a :class:`~agentropy.agents.backends.base.Backend` whose ``generate``
+spreads one batch of prompts over N :class:`RolloutEngine` actors, each holding an ordinary
+backend (``hf`` on CPU, ``vllm`` on GPU, chosen by ``agent.backend``), and puts their answers
+back in the order of the prompts. The collector does not know it is there.
+
+Routing. A prompt's :class:`~agentropy.agents.backends.base.TurnContext` names its episode
+(``episode``): an episode seen before goes to the engine that served it (its prefix is in that
+engine's cache), a new one to the engine with the fewest prompts of this call so far (ties: the
+fewest prompt tokens). The collector generates for every live episode at each round, so an
+episode missing from a call has ended and is forgotten. Without contexts, prompts are balanced
+the same way, one by one.
+
+Weights. :meth:`RayEngines.update_weights` puts the state dict in Ray's object store once and
+every engine loads it from there (``sync/engine_bytes`` and ``sync/engine_seconds`` in
+:meth:`RayEngines.sync_metrics`); the reference is kept so that a replaced engine can load the
+current weights. Every answer carries the engine's ``policy_version``; an engine that answers
+with another version than the pool's is a bug and raises.
+
+Failures. An engine that dies (its process killed, out of memory) fails only the prompts it was
+given: they come back as :meth:`Generation.failed <agentropy.agents.backends.base.Generation.failed>`
+(the collector ends those episodes as failed, with the reason) and a new engine with the current
+weights takes its place before the next call.
+
+Not run here (no GPU): an engine with ``cluster.engine_gpus`` > 1 runs vLLM tensor-parallel over
+its GPUs (vLLM's own worker processes inside the actor's GPUs); weights then still travel through
+the object store, not an NCCL broadcast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from agentropy.agents.backends.base import Generation, SamplingParams, TurnContext
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from agentropy.configs.schema import AgentConfig, ClusterConfig
+
+__all__ = ["RayEngines", "RolloutEngine", "route"]
+
+log = logging.getLogger(__name__)
+
+#: seconds to wait for a new engine to load its model
+ENGINE_START_TIMEOUT_S = 600.0
+
+
+class RolloutEngine:
+    """One generation engine (run as a Ray actor by :class:`RayEngines`): the backend that
+    ``config.backend`` names, built from ``model_path`` inside the actor."""
+
+    def __init__(self, config: AgentConfig, model_path: str, threads: int, tensor_parallel_size: int) -> None:
+        torch.set_num_threads(max(threads, 1))
+        if config.backend == "vllm":
+            from agentropy.agents.backends.vllm import VLLMBackend
+
+            self.backend: Any = VLLMBackend.from_config(config, model_path,
+                                                        tensor_parallel_size=tensor_parallel_size)
+        else:
+            from agentropy.agents.backends import BACKENDS
+
+            self.backend, _ = BACKENDS.get(config.backend)(config, model_path)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def generate(self, prompt_ids: list[list[int]], sampling: SamplingParams,
+                 contexts: list[TurnContext] | None) -> tuple[list[Generation], int]:
+        return self.backend.generate(prompt_ids, sampling, contexts), self.backend.policy_version
+
+    def update_weights(self, state_dict: dict[str, Tensor], version: int) -> int:
+        self.backend.update_weights(state_dict, version=version)
+        return self.backend.policy_version
+
+    def sleep(self) -> None:
+        sleep = getattr(self.backend, "sleep", None)
+        if sleep is not None:
+            sleep()
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def route(keys: Sequence[Any], lengths: Sequence[int], home: Mapping[Any, int], engines: int) -> list[int]:
+    """The engine of each prompt: its episode's ``home`` engine if it has one, else the engine
+    with the fewest prompts so far in this call (ties: fewest prompt tokens, then lowest index).
+
+    Args:
+        keys: each prompt's episode key (None: no episode, balanced alone).
+        lengths: each prompt's length in tokens.
+        home: episode key -> engine, from earlier calls.
+        engines: the number of engines.
+    """
+    load = [[0, 0] for _ in range(engines)]
+    out: list[int | None] = [None] * len(keys)
+    for i, key in enumerate(keys):
+        if key is not None and key in home:
+            out[i] = home[key]
+            load[home[key]][0] += 1
+            load[home[key]][1] += lengths[i]
+    for i, key in enumerate(keys):
+        if out[i] is None:
+            e = min(range(engines), key=lambda k: (load[k][0], load[k][1], k))
+            out[i] = e
+            load[e][0] += 1
+            load[e][1] += lengths[i]
+    return [int(e) for e in out if e is not None]
+
+
+class RayEngines:
+    """N rollout engines as Ray actors behind the backend interface. See the module docstring.
+
+    Args:
+        config: the agent config (``backend``, ``dtype``, the backend's own settings).
+        model_path: the model folder every engine loads at start.
+        cluster: ``rollout_engines``, ``engine_cpus`` and ``engine_gpus``.
+    """
+
+    def __init__(self, config: AgentConfig, model_path: str | Path, cluster: ClusterConfig) -> None:
+        import ray
+
+        self._ray = ray
+        self.name = config.backend
+        self.config, self.model_path = config, str(model_path)
+        self.cpus, self.gpus = cluster.engine_cpus, cluster.engine_gpus
+        self.engines: list[Any] = []
+        self._home: dict[Any, int] = {}
+        self._version = 0
+        self._weights: Any = None
+        self._sync: dict[str, float] = {}
+        self.replaced = 0
+        try:
+            self.engines = [self._start() for _ in range(cluster.rollout_engines)]
+            self._wait([e.pid.remote() for e in self.engines])
+        except BaseException:
+            self.close()
+            raise
+        log.info("rollout: %d %s engines as Ray actors (%g CPU, %g GPU each)", len(self.engines),
+                 self.name, self.cpus, self.gpus)
+
+    def _start(self) -> Any:
+        actor = self._ray.remote(RolloutEngine).options(num_cpus=self.cpus, num_gpus=self.gpus)
+        return actor.remote(self.config, self.model_path, max(int(self.cpus), 1), max(int(self.gpus), 1))
+
+    def _wait(self, refs: list[Any]) -> list[Any]:
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=ENGINE_START_TIMEOUT_S)
+        if len(ready) < len(refs):
+            raise RuntimeError(f"cluster.rollout_engines: {len(refs) - len(ready)} engine(s) did not start in "
+                               f"{ENGINE_START_TIMEOUT_S:g} s (free: {self._ray.available_resources()})")
+        return self._ray.get(refs)
+
+    @property
+    def policy_version(self) -> int:
+        return self._version
+
+    def pids(self) -> list[int]:
+        """The engines' process ids (for tests and the placement log)."""
+        return self._ray.get([e.pid.remote() for e in self.engines])
+
+    def generate(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingParams,
+        contexts: Sequence[TurnContext] | None = None,
+    ) -> list[Generation]:
+        """Each prompt on its episode's engine (see :func:`route`), all engines at once. With
+        ``sampling.seed`` set, engine ``e`` samples with ``seed + e`` (the same seed on two
+        engines would draw the same tokens for a group's identical first prompts)."""
+        n = len(prompt_ids)
+        keys = [c.episode for c in contexts] if contexts is not None else [None] * n
+        engine_of = route(keys, [len(p) for p in prompt_ids], self._home, len(self.engines))
+        self._home = {k: e for k, e in zip(keys, engine_of, strict=True) if k is not None}
+        calls = []
+        for e, engine in enumerate(self.engines):
+            rows = [i for i in range(n) if engine_of[i] == e]
+            if not rows:
+                continue
+            own = sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + e)
+            ref = engine.generate.remote([list(prompt_ids[i]) for i in rows], own,
+                                         [contexts[i] for i in rows] if contexts is not None else None)
+            calls.append((e, rows, ref))
+        out: list[Generation | None] = [None] * n
+        for e, rows, ref in calls:
+            try:
+                gens, version = self._ray.get(ref)
+            except self._ray.exceptions.RayActorError as exc:
+                reason = f"rollout engine {e} died: {str(exc).splitlines()[0][:200]}"
+                log.warning("%s; %d prompt(s) failed; starting a new engine", reason, len(rows))
+                gens, version = [Generation.failed(reason)] * len(rows), self._version
+                self._replace(e)
+            if version != self._version:
+                raise RuntimeError(f"rollout engine {e} answered with policy version {version}, "
+                                   f"the pool is at {self._version}")
+            for i, gen in zip(rows, gens, strict=True):
+                out[i] = gen
+        return [g for g in out if g is not None]
+
+    def _replace(self, e: int) -> None:
+        """A new engine in slot ``e``, with the current weights."""
+        self._ray.kill(self.engines[e], no_restart=True)
+        self.engines[e] = self._start()
+        self._wait([self.engines[e].pid.remote()])
+        if self._weights is not None:
+            self._ray.get(self.engines[e].update_weights.remote(self._weights, self._version))
+        self._home = {k: v for k, v in self._home.items() if v != e}
+        self.replaced += 1
+
+    def update_weights(self, state_dict: Mapping[str, Tensor], *, version: int | None = None) -> None:
+        """Put ``state_dict`` in the object store once; every engine loads it from there."""
+        t0 = time.perf_counter()
+        version = self._version + 1 if version is None else version
+        state = {k: v.detach().cpu() for k, v in state_dict.items()}
+        self._weights = self._ray.put(state)
+        self._version = version
+        refs = [engine.update_weights.remote(self._weights, version) for engine in self.engines]
+        for e, ref in enumerate(refs):
+            try:
+                self._ray.get(ref)
+            except self._ray.exceptions.RayActorError:
+                log.warning("rollout engine %d died during the weight update; starting a new one", e)
+                self._replace(e)
+        size = sum(t.numel() * t.element_size() for t in state.values())
+        self._sync = {"sync/engine_bytes": float(size), "sync/engine_seconds": time.perf_counter() - t0}
+
+    def sync_metrics(self) -> dict[str, float]:
+        """Bytes and seconds of the last weight update (object store put + every engine's load)."""
+        return dict(self._sync)
+
+    def sleep(self) -> None:
+        """Every engine's ``sleep`` (vLLM frees its GPU memory; a no-op for the others)."""
+        self._ray.get([e.sleep.remote() for e in self.engines])
+
+    def close(self) -> None:
+        """Kill the engines; safe to call twice."""
+        for engine in self.engines:
+            self._ray.kill(engine, no_restart=True)
+        self.engines = []
+        self._weights = None
