@@ -59,8 +59,10 @@ class ClusterSession:
             return f"rollout: {backend} in the driver process"
         gpus = f", {cfg.engine_gpus} GPU" if cfg.engine_gpus else ""
         tp = f" (tensor-parallel over {cfg.engine_gpus})" if backend == "vllm" and cfg.engine_gpus > 1 else ""
+        sync = ("weights from learner rank 0 by broadcast" if cfg.weight_sync == "broadcast"
+                else "weights through the object store")
         return (f"rollout: {cfg.rollout_engines} {backend} engine(s) as Ray actors ({cfg.engine_cpus:g} "
-                f"CPU{gpus} each){tp}; an episode stays on one engine; weights through the object store")
+                f"CPU{gpus} each){tp}; an episode stays on one engine; {sync}")
 
     def _learner_line(self, device: str) -> str:
         cfg = self.cfg

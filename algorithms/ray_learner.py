@@ -13,7 +13,8 @@ single-process update.
 Where the state lives:
 
 * The policy's trained weights and the optimizer state: sharded over the ranks. After each
-  update rank 0 sends the full weights once through the object store and the driver loads them
+  update rank 0 sends the full weights once through the object store (as byte arrays the driver
+  reads in place) and the driver loads them
   into its own model, the one its rollout backend samples from (``sync/bytes``,
   ``sync/seconds`` in the update's metrics); the driver's model is what checkpoints save.
 * The parts' state (EPO's entropy history, SPEAR's buffers, AEPO-T's round, ...), the step, the
@@ -48,6 +49,8 @@ from agentropy.configs.schema import ClusterConfig
 from torch import nn
 
 if TYPE_CHECKING:
+    from agentropy.agents.backends.ray_engines import RayEngines
+    from agentropy.agents.backends.weight_sync import Manifest
     from agentropy.agents.backends.base import SamplingParams
     from agentropy.algorithms.data import TokenBatch, Trajectory
     from agentropy.algorithms.parts import RolloutRequest
@@ -112,14 +115,34 @@ class LearnerRank:
         out = getattr(self.learner, method)(*args)
         return out if self.rank == 0 else None
 
-    def weights(self) -> dict[str, torch.Tensor] | None:
-        """The full policy weights on CPU (rank 0; None elsewhere); every rank must be asked."""
+    def weights(self) -> dict[str, Any] | None:
+        """The full policy weights on CPU as :func:`~agentropy.agents.backends.weight_sync.shareable`
+        arrays (rank 0; None elsewhere); every rank must be asked."""
+        from agentropy.agents.backends.weight_sync import shareable
         from agentropy.algorithms.distributed import full_model_state
 
         self.model.eval()
         state = full_model_state(self.model)
-        return state if self.rank == 0 else None
+        return shareable(state) if self.rank == 0 else None
 
+    def open_sync_group(self, address: str, world: int, manifest: Manifest, nccl: bool) -> None:
+        """Rank 0: host the weight-sync group with the rollout engines (``cluster.weight_sync=broadcast``)."""
+        from agentropy.agents.backends.weight_sync import open_group
+
+        self._sync = (open_group(address, 0, world, nccl=nccl), manifest, nccl)
+
+    def broadcast_weights(self) -> None:
+        """Every rank joins the gather of the full weights; rank 0 casts them to the manifest's
+        dtypes and broadcasts them to the engines."""
+        from agentropy.agents.backends.weight_sync import broadcast_state
+        from agentropy.algorithms.distributed import full_model_state
+
+        self.model.eval()
+        state = full_model_state(self.model)
+        if self.rank == 0:
+            group, manifest, nccl = self._sync
+            cast = {k: state[k].to(getattr(torch, d)) for k, d in zip(manifest.names, manifest.dtypes, strict=True)}
+            broadcast_state(group, manifest, cast, device="cuda" if nccl else "cpu")
 
 
 class RemoteLearner:
@@ -139,6 +162,7 @@ class RemoteLearner:
 
         self.model = model
         self.world = cluster.learner_ranks
+        self.gpus = cluster.learner_gpus_per_rank
         self._ray = ray
         bundle: dict[str, float] = {"CPU": cluster.learner_cpus_per_rank}
         if cluster.learner_gpus_per_rank:
@@ -197,12 +221,27 @@ class RemoteLearner:
     def pull_weights(self) -> dict[str, float]:
         """Load the ranks' full weights into the driver's model; returns ``sync/bytes`` and
         ``sync/seconds`` (gather on the ranks, object store, load)."""
+        from agentropy.agents.backends.weight_sync import unshare
+
         t0 = time.perf_counter()
-        state = self._gather([r.weights.remote() for r in self.ranks])
+        state = unshare(self._gather([r.weights.remote() for r in self.ranks]))
         self.model.load_state_dict(state)
         seconds = time.perf_counter() - t0
         size = sum(t.numel() * t.element_size() for t in state.values())
         return {"sync/bytes": float(size), "sync/seconds": seconds}
+
+    def link_engines(self, engines: RayEngines, manifest: Manifest) -> None:
+        """Open a weight-sync group of rank 0 and ``engines`` (gloo, or NCCL when the ranks have
+        GPUs) and make ``engines.update_weights`` take rank 0's broadcast of ``manifest``."""
+        address = self._ray.get(self.ranks[0].rendezvous.remote())
+        world = 1 + len(engines.engines)
+        nccl = self.gpus > 0
+        refs = [self.ranks[0].open_sync_group.remote(address, world, manifest, nccl)]
+        refs += engines.join_broadcast(address, manifest, nccl,
+                                       send=lambda: [r.broadcast_weights.remote() for r in self.ranks])
+        self._gather(refs)
+        log.info("weight sync: learner rank 0 broadcasts to %d engine(s) over %s (%s)", world - 1,
+                 "NCCL" if nccl else "gloo", address)
 
     def rollout_requests(self, num_tasks: int, group_size: int) -> list[RolloutRequest]:
         return self._all("rollout_requests", num_tasks, group_size)

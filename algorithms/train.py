@@ -260,6 +260,10 @@ class Trainer:
 
         learner = RemoteLearner(spec, self.model, cfg.cluster)
         self._closers.append(learner)
+        if cfg.cluster.weight_sync == "broadcast":  # rank 0 -> engines, not through the driver
+            from agentropy.agents.backends.weight_sync import Manifest
+
+            learner.link_engines(self.agent.backend, Manifest.of(engine_state_dict(self.model, cfg.agent.dtype)))
         return learner
 
     # ------------------------------------------------------------------ the run

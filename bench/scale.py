@@ -10,16 +10,23 @@ Learner ranks (``--parts learner``): seconds per update of the tiny model's lear
 actors (``cluster.learner_ranks=2``, FSDP2 over gloo, the full weights pulled into the driver
 after each update) against one learner in this process, on the same batch (the learner tests'
 synthetic trajectories, tests/learner_cases.py) and global batch; the two take turns update by
-update. And the weight sync from the ranks to the driver, in MB/s. On the tiny model (under a
-million parameters) this measures the overhead of the ranks, not a speed-up; no target.
+update. On the tiny model (under a million parameters) this measures the overhead of the ranks
+(their updates include pulling the weights into the driver), not a speed-up; no target.
 
-Not measured yet (not built): weight-sync MB/s to rollout engines on Ray.
+Weight sync (``--parts sync``), for the tiny model and a ~30M-parameter one of the same
+architecture, the kinds taking turns round by round: the learner ranks' full weights into the
+driver (``RemoteLearner.pull_weights``: gather on the ranks, object store, load); the driver's
+weights into rollout engines on Ray (``RayEngines.update_weights``: one put in the object store,
+every engine loads it), 2 engines against 1 (the put happens once); and learner rank 0's
+broadcast to 2 engines over gloo (``cluster.weight_sync=broadcast``: gather on the ranks,
+broadcast, load) against the object store's 2 engines.
 
 Usage (from the repository root)::
 
     python bench/scale.py                       # TextWorld, ScienceWorld and the learner ranks
     python bench/scale.py --rounds 5 --pool-slots 4
     python bench/scale.py --parts learner --learner-groups 8
+    python bench/scale.py --parts sync --sync-rounds 5
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ def ray_vs_subprocess(name: str, spec: EnvSpec, episodes: Sequence, args: argpar
 
 
 def learner_ranks(args: argparse.Namespace) -> list[bench_envs.Row]:
-    """Seconds per update, 2 learner ranks vs 1 in this process, and the ranks' weight sync."""
+    """Seconds per update, 2 learner ranks vs 1 in this process."""
     import copy
     import tempfile
 
@@ -91,25 +98,81 @@ def learner_ranks(args: argparse.Namespace) -> list[bench_envs.Row]:
         try:
             learners = [("one", one.update), ("two", two.update)]
             seconds = {"one": 0.0, "two": 0.0}
-            sync = [0.0, 0.0]  # bytes, seconds
             for r in range(args.learner_updates + 1):  # the first round is untimed
                 for key, update in learners if r % 2 == 0 else learners[::-1]:
                     t0 = time.perf_counter()
-                    metrics = update(batch).metrics
+                    update(batch)
                     if r:
                         seconds[key] += time.perf_counter() - t0
-                        if key == "two":
-                            sync[0] += metrics["sync/bytes"]
-                            sync[1] += metrics["sync/seconds"]
         finally:
             two.close()
     n = args.learner_updates
     return [
         bench_envs.Row(f"learner update: 2 Ray ranks vs 1 in-process ({batch.batch_size} rows, tiny)",
                        seconds["two"] / n, seconds["one"] / n, "s/upd", "-", higher_is_better=False),
-        bench_envs.Row("weight sync: 2 ranks -> driver (gather, object store, load)",
-                       sync[0] / 2**20 / sync[1], 0.0, "MB/s", "-"),
     ]
+
+
+#: the ~30M-parameter model of the sync rows: the tiny model's architecture, wider and deeper
+SYNC_30M = {"hidden_size": 512, "num_layers": 8, "num_heads": 8, "num_kv_heads": 4,
+            "intermediate_size": 1536}
+
+
+def weight_sync(args: argparse.Namespace) -> list[bench_envs.Row]:
+    """MB/s of the ranks -> driver pull, the driver -> engines push through the object store (2
+    engines vs 1) and learner rank 0's broadcast to 2 engines (vs the object store), tiny and ~30M."""
+    import tempfile
+
+    from agentropy.agents.backends.ray_engines import RayEngines
+    from agentropy.agents.backends.weight_sync import Manifest
+    from agentropy.agents.tiny import load_pretrained, make_model
+    from agentropy.algorithms.learner import LearnerSpec
+    from agentropy.algorithms.ray_learner import RemoteLearner
+    from agentropy.configs.compose import load_config
+    from agentropy.configs.schema import AgentConfig, TinyModelConfig
+
+    rows = []
+    cfg = load_config(["algorithm=grpo", "algorithm.kl.coef=0"]).algorithm
+    for sizes in ({}, SYNC_30M):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = make_model(Path(tmp) / "model", TinyModelConfig(**sizes))
+            model, _ = load_pretrained(path)
+            state = model.state_dict()
+            mb = sum(t.numel() * t.element_size() for t in state.values()) / 2**20
+            name = f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params"
+            spec = LearnerSpec(cfg, model_path=str(path), master_dtype="float32", compute_dtype="float32",
+                               total_steps=1000, max_new_tokens=64, max_seq_len=512, seed=0)
+            # Engines reserve a quarter CPU each here: they only load weights.
+            engines = {kind: RayEngines(AgentConfig(), path, ClusterConfig(backend="ray", rollout_engines=n,
+                                                                           engine_cpus=0.25))
+                       for kind, n in (("1", 1), ("2", 2), ("broadcast 2", 2))}
+            learner = RemoteLearner(spec, model, ClusterConfig(backend="ray", learner_ranks=2))
+            try:
+                learner.link_engines(engines["broadcast 2"], Manifest.of(state))
+                seconds = {"pull": 0.0, "1": 0.0, "2": 0.0, "broadcast 2": 0.0}
+                kinds = list(seconds)
+                for r in range(args.sync_rounds + 1):  # the first round is untimed
+                    for kind in kinds if r % 2 == 0 else kinds[::-1]:
+                        if kind == "pull":
+                            took = learner.pull_weights()["sync/seconds"]
+                        else:
+                            engines[kind].update_weights(state, version=r)
+                            took = engines[kind].sync_metrics()["sync/engine_seconds"]
+                        if r:
+                            seconds[kind] += took
+            finally:
+                learner.close()
+                for pool in engines.values():
+                    pool.close()
+            rate = {k: mb * args.sync_rounds / v for k, v in seconds.items()}
+            rows += [
+                bench_envs.Row(f"weight sync: 2 ranks -> driver ({name})", rate["pull"], 0.0, "MB/s", "-"),
+                bench_envs.Row(f"weight sync: driver -> 2 engines vs 1, object store ({name})",
+                               rate["2"], rate["1"], "MB/s", "-"),
+                bench_envs.Row(f"weight sync: rank 0 -> 2 engines, broadcast vs store ({name})",
+                               rate["broadcast 2"], rate["2"], "MB/s", "-"),
+            ]
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,18 +183,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--science-tasks", default="find-animal,chemistry-mix,power-component")
     parser.add_argument("--pool-slots", type=int, default=2)
     parser.add_argument("--pool-workers", type=int, default=2)
-    parser.add_argument("--parts", nargs="*", default=["pools", "learner"], choices=["pools", "learner"])
+    parser.add_argument("--parts", nargs="*", default=["pools", "learner", "sync"],
+                        choices=["pools", "learner", "sync"])
     parser.add_argument("--learner-groups", type=int, default=4, help="groups of 4 episodes per update")
     parser.add_argument("--learner-micro", type=int, default=4, help="rows per micro-batch")
     parser.add_argument("--learner-updates", type=int, default=4, help="timed updates of each learner")
+    parser.add_argument("--sync-rounds", type=int, default=5, help="timed weight syncs of each kind")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message=r"Game '.*' is not fully supported")  # jericho
     logging.getLogger("py4j").setLevel(logging.ERROR)
 
     start = time.time()
-    # Ray counts CPUs (it does not pin them): 2 env actors x 0.5 and 2 learner ranks x 1 fit in 4
-    session = connect(ClusterConfig(backend="ray", num_cpus=max(os.cpu_count() or 1, 4)))
+    # Ray counts CPUs (it does not pin them): 2 env actors x 0.5 and 2 learner ranks x 1 fit in 4;
+    # the object store holds a ~30M-parameter model's weights (120 MB) a few times over
+    session = connect(ClusterConfig(backend="ray", num_cpus=max(os.cpu_count() or 1, 4), object_store_mb=1024))
     rows = []
     try:
         if "pools" in args.parts:
@@ -146,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "learner" in args.parts:
             rows += learner_ranks(args)
             print(f"learner ranks: done ({time.time() - start:.0f} s)", file=sys.stderr)
+        if "sync" in args.parts:
+            rows += weight_sync(args)
+            print(f"weight sync: done ({time.time() - start:.0f} s)", file=sys.stderr)
     finally:
         session.close()
     print(f"python bench/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}")

@@ -820,6 +820,11 @@ class ClusterConfig:
     engine_gpus: int = 0
     """GPUs each rollout engine reserves; a vLLM engine with more than one is tensor-parallel over
     them (not run here: only CPU engines were tested)"""
+    weight_sync: str = "object_store"
+    """how each update reaches the rollout engines: ``object_store`` (the driver puts the weights in
+    Ray's object store once, every engine loads them; a lost engine is replaced) or ``broadcast``
+    (learner rank 0 broadcasts them to the engines over a process group of their own, gloo on CPU,
+    NCCL on GPUs; needs learner_ranks > 1; a lost engine ends the run)"""
 
     def __post_init__(self) -> None:
         _choice("cluster.backend", self.backend, ("local", "ray"))
@@ -836,6 +841,10 @@ class ClusterConfig:
         if self.learner_ranks > 1 and self.backend != "ray":
             raise ConfigError(f"cluster.learner_ranks={self.learner_ranks} needs cluster=ray "
                               "(the ranks are Ray actors)")
+        _choice("cluster.weight_sync", self.weight_sync, ("object_store", "broadcast"))
+        if self.weight_sync == "broadcast" and (self.learner_ranks < 2 or not self.rollout_engines):
+            raise ConfigError("cluster.weight_sync=broadcast sends from learner rank 0 to the rollout "
+                              "engines: it needs cluster.learner_ranks > 1 and cluster.rollout_engines > 0")
         if self.rollout_engines and self.backend != "ray":
             raise ConfigError(f"cluster.rollout_engines={self.rollout_engines} needs cluster=ray "
                               "(the engines are Ray actors)")

@@ -65,12 +65,13 @@ def test_local_run_imports_no_ray(tmp_path):
 
 @pytest.mark.slow
 def test_ray_run_survives_a_killed_env_actor(tmp_path):
-    """Two RL iterations with env workers as Ray actors; one actor is killed with SIGKILL during
-    the first training iteration: its episodes fail with a reason, the run goes on and finishes,
-    and no Ray process outlives it."""
+    """Two RL iterations with env workers as Ray actors (and the engine taking learner rank 0's
+    broadcast); one env actor is killed with SIGKILL during the first training iteration: its
+    episodes fail with a reason, the run goes on and finishes, and no Ray process outlives it."""
     before = _ray_processes()
     run = tmp_path / "run"
-    proc = _train(run, *RAY, "sft.episodes=24", "env.max_turns=8", "agent.max_new_tokens=24")
+    proc = _train(run, *RAY, "cluster.weight_sync=broadcast", "sft.episodes=24", "env.max_turns=8",
+                  "agent.max_new_tokens=24")
     lines = []
     for line in proc.stdout:  # the SFT episodes are played; training starts after this line
         lines.append(line)
@@ -78,6 +79,7 @@ def test_ray_run_survives_a_killed_env_actor(tmp_path):
             break
     assert proc.poll() is None, "".join(lines)[-3000:]
     placement = "".join(line for line in lines if "placement:" in line)
+    assert "weights from learner rank 0 by broadcast" in placement, placement
     assert "env workers: 2 Ray actors" in placement, placement
     assert "rollout: 1 hf engine(s) as Ray actors" in placement, placement
     assert "learner: 2 ranks as Ray actors" in placement, placement

@@ -12,8 +12,10 @@ fewest prompt tokens). The collector generates for every live episode at each ro
 episode missing from a call has ended and is forgotten. Without contexts, prompts are balanced
 the same way, one by one.
 
-Weights. :meth:`RayEngines.update_weights` puts the state dict in Ray's object store once and
-every engine loads it from there (``sync/engine_bytes`` and ``sync/engine_seconds`` in
+Weights. :meth:`RayEngines.update_weights` puts the state dict in Ray's object store once, as
+flat byte arrays that every engine reads in place
+(:func:`~agentropy.agents.backends.weight_sync.shareable`), and every engine loads it
+from there (``sync/engine_bytes`` and ``sync/engine_seconds`` in
 :meth:`RayEngines.sync_metrics`); the reference is kept so that a replaced engine can load the
 current weights. Every answer carries the engine's ``policy_version``; an engine that answers
 with another version than the pool's is a bug and raises.
@@ -23,9 +25,13 @@ given: they come back as :meth:`Generation.failed <agentropy.agents.backends.bas
 (the collector ends those episodes as failed, with the reason) and a new engine with the current
 weights takes its place before the next call.
 
+With ``cluster.weight_sync=broadcast`` (and learner ranks as actors), learner rank 0 and the
+engines form a process group of their own instead (gloo on CPU, NCCL on GPUs;
+:mod:`agentropy.agents.backends.weight_sync`) and rank 0 broadcasts each update to every engine;
+an engine lost then ends the run, since the group cannot take a new member.
+
 Not run here (no GPU): an engine with ``cluster.engine_gpus`` > 1 runs vLLM tensor-parallel over
-its GPUs (vLLM's own worker processes inside the actor's GPUs); weights then still travel through
-the object store, not an NCCL broadcast.
+its GPUs (vLLM's own worker processes inside the actor's GPUs), and the NCCL broadcast.
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from agentropy.agents.backends.base import Generation, SamplingParams, TurnContext
+from agentropy.agents.backends.weight_sync import Manifest, broadcast_state, open_group, shareable, unshare
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -76,8 +83,18 @@ class RolloutEngine:
                  contexts: list[TurnContext] | None) -> tuple[list[Generation], int]:
         return self.backend.generate(prompt_ids, sampling, contexts), self.backend.policy_version
 
-    def update_weights(self, state_dict: dict[str, Tensor], version: int) -> int:
-        self.backend.update_weights(state_dict, version=version)
+    def update_weights(self, shared: dict[str, tuple[Any, str, tuple[int, ...]]], version: int) -> int:
+        self.backend.update_weights(unshare(shared), version=version)
+        return self.backend.policy_version
+
+    def open_sync_group(self, address: str, rank: int, world: int, manifest: Manifest, nccl: bool) -> None:
+        """Join the weight-sync group of learner rank 0 (``cluster.weight_sync=broadcast``)."""
+        self._group, self._manifest, self._nccl = open_group(address, rank, world, nccl=nccl), manifest, nccl
+
+    def receive_weights(self, version: int) -> int:
+        """Receive learner rank 0's broadcast and load it."""
+        state = broadcast_state(self._group, self._manifest, device="cuda" if self._nccl else "cpu")
+        self.backend.update_weights(state, version=version)
         return self.backend.policy_version
 
     def sleep(self) -> None:
@@ -136,6 +153,8 @@ class RayEngines:
         self._version = 0
         self._weights: Any = None
         self._sync: dict[str, float] = {}
+        self._broadcast: Callable[[], list[Any]] | None = None
+        self._manifest: Manifest | None = None
         self.replaced = 0
         try:
             self.engines = [self._start() for _ in range(cluster.rollout_engines)]
@@ -143,7 +162,7 @@ class RayEngines:
         except BaseException:
             self.close()
             raise
-        log.info("rollout: %d %s engines as Ray actors (%g CPU, %g GPU each)", len(self.engines),
+        log.info("rollout: %d %s engine(s) as Ray actors (%g CPU, %g GPU each)", len(self.engines),
                  self.name, self.cpus, self.gpus)
 
     def _start(self) -> Any:
@@ -193,6 +212,9 @@ class RayEngines:
                 gens, version = self._ray.get(ref)
             except self._ray.exceptions.RayActorError as exc:
                 reason = f"rollout engine {e} died: {str(exc).splitlines()[0][:200]}"
+                if self._broadcast is not None:
+                    raise RuntimeError(f"{reason}; with cluster.weight_sync=broadcast a lost engine ends "
+                                       "the run (resume= continues from the last checkpoint)") from None
                 log.warning("%s; %d prompt(s) failed; starting a new engine", reason, len(rows))
                 gens, version = [Generation.failed(reason)] * len(rows), self._version
                 self._replace(e)
@@ -213,12 +235,29 @@ class RayEngines:
         self._home = {k: v for k, v in self._home.items() if v != e}
         self.replaced += 1
 
+    def join_broadcast(self, address: str, manifest: Manifest, nccl: bool,
+                       send: Callable[[], list[Any]]) -> list[Any]:
+        """Make the engines members 1..N of the weight-sync group at ``address`` (learner rank 0
+        is member 0; returns the calls to wait for, with rank 0's own) and take every later
+        update from ``send()``, the calls that make rank 0 broadcast (``cluster.weight_sync=broadcast``)."""
+        world = 1 + len(self.engines)
+        self._broadcast, self._manifest = send, manifest
+        return [e.open_sync_group.remote(address, 1 + i, world, manifest, nccl) for i, e in enumerate(self.engines)]
+
     def update_weights(self, state_dict: Mapping[str, Tensor], *, version: int | None = None) -> None:
-        """Put ``state_dict`` in the object store once; every engine loads it from there."""
+        """Put ``state_dict`` in the object store once; every engine loads it from there. With a
+        broadcast (:meth:`join_broadcast`) the engines receive learner rank 0's weights instead,
+        the ones the driver's ``state_dict`` came from."""
         t0 = time.perf_counter()
         version = self._version + 1 if version is None else version
-        state = {k: v.detach().cpu() for k, v in state_dict.items()}
-        self._weights = self._ray.put(state)
+        if self._broadcast is not None:
+            self._receive_broadcast(version)
+            assert self._manifest is not None
+            self._sync = {"sync/engine_bytes": float(self._manifest.total_bytes),
+                          "sync/engine_seconds": time.perf_counter() - t0}
+            return
+        shared = shareable(state_dict)
+        self._weights = self._ray.put(shared)
         self._version = version
         refs = [engine.update_weights.remote(self._weights, version) for engine in self.engines]
         for e, ref in enumerate(refs):
@@ -227,8 +266,21 @@ class RayEngines:
             except self._ray.exceptions.RayActorError:
                 log.warning("rollout engine %d died during the weight update; starting a new one", e)
                 self._replace(e)
-        size = sum(t.numel() * t.element_size() for t in state.values())
+        size = sum(data.nbytes for data, _, _ in shared.values())
         self._sync = {"sync/engine_bytes": float(size), "sync/engine_seconds": time.perf_counter() - t0}
+
+    def _receive_broadcast(self, version: int) -> None:
+        assert self._broadcast is not None
+        refs = [e.receive_weights.remote(version) for e in self.engines] + self._broadcast()
+        pending = list(refs)
+        try:
+            while pending:  # the first failure raises at once: the others wait in the broadcast
+                ready, pending = self._ray.wait(pending, num_returns=1)
+                self._ray.get(ready)
+        except Exception as exc:
+            raise RuntimeError(f"weight broadcast to the rollout engines failed: {str(exc).splitlines()[0][:300]}"
+                               ) from None
+        self._version = version
 
     def sync_metrics(self) -> dict[str, float]:
         """Bytes and seconds of the last weight update (object store put + every engine's load)."""

@@ -113,3 +113,115 @@ def _copy_with(model, state):
     other = copy.deepcopy(model)
     other.load_state_dict(state)
     return other.eval()
+
+
+def test_engines_need_ray_and_a_backend_with_weights():
+    from agentropy.configs.compose import load_config
+    from agentropy.configs.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="cluster.rollout_engines=1 needs cluster=ray"):
+        load_config(["cluster.rollout_engines=1"])
+    with pytest.raises(ConfigError, match="engines run agent.backend=hf or vllm, not scripted"):
+        load_config(["cluster=ray", "cluster.rollout_engines=1", "agent.backend=scripted"])
+    assert load_config(["cluster=ray", "cluster.rollout_engines=2"]).cluster.rollout_engines == 2
+
+
+def test_shareable_round_trips_every_dtype_and_shape():
+    from agentropy.agents.backends.weight_sync import shareable, unshare
+
+    state = {"w": torch.randn(3, 4), "b16": torch.randn(5).to(torch.bfloat16), "scalar": torch.tensor(2.5),
+             "ids": torch.arange(6).reshape(2, 3), "t": torch.randn(4, 2).t()}
+    back = unshare(shareable(state))
+    assert list(back) == list(state)
+    for key, value in state.items():
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape
+        assert torch.equal(back[key], value)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_broadcast_state_sends_every_dtype_in_aligned_buckets():
+    """Rank 0 and two receivers (threads) over gloo, buckets of 64 bytes so that tensors of odd
+    byte counts share buckets and one tensor is larger than a bucket."""
+    import threading
+
+    from agentropy.agents.backends.weight_sync import Manifest, broadcast_state, open_group
+
+    state = {"a": torch.randn(3), "odd": torch.randn(5).to(torch.bfloat16), "ids": torch.arange(7),
+             "big": torch.randn(40), "scalar": torch.tensor(1.5), "h": torch.randn(2, 3).to(torch.float16)}
+    manifest = Manifest.of(state)
+    assert [list(b) for b in manifest.buckets(64)] == [[0, 1], [2], [3], [4, 5]]  # 12+10, 56, 160, 4+12 bytes
+    address, got, errors = f"tcp://127.0.0.1:{_free_port()}", {}, []
+
+    def member(rank):
+        try:
+            group = open_group(address, rank, 3, nccl=False, timeout_s=60)
+            got[rank] = broadcast_state(group, manifest, state if rank == 0 else None, bucket_bytes=64)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=member, args=(r,)) for r in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for rank in (1, 2):
+        assert list(got[rank]) == list(state)
+        for key, value in state.items():
+            assert got[rank][key].dtype == value.dtype and torch.equal(got[rank][key], value), key
+
+
+def test_learner_rank_0_broadcasts_each_update_to_the_engines(ray_local, tiny_model_dir):
+    """cluster.weight_sync=broadcast: after an update of 2 learner ranks, the 2 engines generate
+    what the driver's model (which pulled the same update) generates."""
+    from agentropy.agents.backends.weight_sync import Manifest
+    from agentropy.agents.tiny import load_pretrained
+    from agentropy.algorithms.learner import LearnerSpec
+    from agentropy.algorithms.memory import engine_state_dict
+    from agentropy.algorithms.ray_learner import RemoteLearner
+    from agentropy.configs.compose import load_config
+
+    from tests.learner_cases import make_batch
+
+    model, tokenizer = load_pretrained(tiny_model_dir)
+    batch = make_batch(tokenizer, groups=2, group_size=4)
+    algorithm = load_config(["algorithm=grpo", "algorithm.kl.coef=0", "algorithm.lr=0.05",
+                             f"algorithm.mini_batch_size={batch.batch_size}",
+                             "algorithm.micro_batch_size=4"]).algorithm
+    spec = LearnerSpec(algorithm, model_path=str(tiny_model_dir), master_dtype="float32",
+                       compute_dtype="float32", total_steps=10, max_new_tokens=64, max_seq_len=512, seed=0)
+    cluster = ClusterConfig(backend="ray", learner_ranks=2, learner_cpus_per_rank=0.5, rollout_engines=2,
+                            engine_cpus=0.5, weight_sync="broadcast")
+    engines = RayEngines(AgentConfig(), tiny_model_dir, cluster)
+    learner = None
+    try:
+        learner = RemoteLearner(spec, model, cluster)
+        manifest = Manifest.of(engine_state_dict(model, "float32"))
+        learner.link_engines(engines, manifest)
+        before = _tokens(HFBackend(model, tokenizer).generate(PROMPTS, GREEDY))
+        learner.update(batch)  # the driver's model pulls the update too
+        engines.update_weights({}, version=1)  # the driver's copy is not sent: rank 0 broadcasts
+        expected = _tokens(HFBackend(model, tokenizer).generate(PROMPTS, GREEDY))
+        assert expected != before, "the update did not change the greedy completions"
+        assert _tokens(engines.generate(PROMPTS, GREEDY, _contexts("abcde"))) == expected
+        assert engines.policy_version == 1
+        assert engines.sync_metrics()["sync/engine_bytes"] == manifest.total_bytes
+    finally:
+        if learner is not None:
+            learner.close()
+        engines.close()
+
+
+def test_broadcast_needs_ranks_and_engines():
+    from agentropy.configs.compose import load_config
+    from agentropy.configs.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="weight_sync=broadcast sends from learner rank 0"):
+        load_config(["cluster=ray", "cluster.rollout_engines=1", "cluster.weight_sync=broadcast"])
