@@ -389,9 +389,7 @@ class Learner:
         self.backward(mb, loss_fn, loss_cfg, scale=scale, prefix=prefix, tally=tally)
         if self.world > 1:
             dp.average_replicated_grads(self._params)
-            norm = dp.clip_grad_norm(self._params, self.cfg.grad_clip)
-        else:
-            norm = torch.nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip)
+        norm = dp.clip_grad_norm(self._params, self.cfg.grad_clip, ranks=self.world > 1)
         for part in parts:
             part.clip_grad(self.cfg.grad_clip)
         if not torch.isfinite(norm):
