@@ -93,29 +93,41 @@ def average_replicated_grads(params: Iterable[Tensor]) -> None:
 def clip_grad_norm(params: Sequence[Tensor], max_norm: float, *, ranks: bool = True) -> Tensor:
     """``torch.nn.utils.clip_grad_norm_`` (L2) over sharded and replicated parameters: the
     squares of the local shards are summed over the ranks, the replicated ones counted once.
-    Returns the total norm (a plain tensor, the same on every rank). The squares are summed in
-    float64: torch's float32 norm of a large gradient is off by a relative 1e-6 to 1e-5 (seen
-    here), which would show as a difference between one rank and several. One unsharded learner
-    uses it too (``ranks=False``: no sum over ranks), so that both clip alike."""
+    Returns the total norm (a plain tensor on the gradients' device, the same on every rank).
+
+    The squares are summed in float64, a chunk of :data:`NORM_CHUNK` elements at a time (so the
+    float64 copy stays small): torch's float32 norm of a large gradient is off by a relative
+    1e-6 to 1e-5 (seen here), which would show as a difference between one rank and several.
+    One unsharded learner uses it too (``ranks=False``: no sum over ranks), so both clip alike.
+    The sums stay on the gradients' device (NCCL reduces CUDA tensors only)."""
     from torch.distributed.tensor import DTensor
 
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    sharded = torch.zeros((), dtype=torch.float64)
-    replicated = torch.zeros((), dtype=torch.float64)
-    for g in grads:
+    locals_ = [g.to_local() if isinstance(g, DTensor) else g for g in grads]
+    device = locals_[0].device
+    sharded = torch.zeros((), dtype=torch.float64, device=device)
+    replicated = torch.zeros((), dtype=torch.float64, device=device)
+    for g, local in zip(grads, locals_, strict=True):
+        flat = local.reshape(-1)
+        squares = sum((flat[i:i + NORM_CHUNK].double().pow(2).sum() for i in range(0, flat.numel(), NORM_CHUNK)),
+                      torch.zeros((), dtype=torch.float64, device=device))
         if isinstance(g, DTensor):
-            sharded += g.to_local().double().pow(2).sum().cpu()
+            sharded += squares
         else:
-            replicated += g.double().pow(2).sum().cpu()
+            replicated += squares
     if ranks:
         dist.all_reduce(sharded)
     total = (sharded + replicated).sqrt().float()
-    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    coef = float((max_norm / (total + 1e-6)).clamp(max=1.0))
     for g in grads:
-        g.mul_(coef.to(g.device, g.dtype) if not isinstance(g, DTensor) else float(coef))
+        g.mul_(coef)
     return total
+
+
+#: elements per float64 chunk in :func:`clip_grad_norm` (128 MiB of float64)
+NORM_CHUNK = 2**24
 
 
 def _union_keys(keys: Iterable[str]) -> list[str]:
