@@ -133,3 +133,24 @@ def test_engine_process_syncs_through_a_folder(tiny_model_dir, tiny_model, other
         _same(expected, backend.generate(prompts, GREEDY))
     finally:
         backend.close()
+
+
+def test_a_vllm_engine_as_a_ray_actor_generates_as_hf_before_and_after_a_weight_sync(
+        ray_local, tiny_model_dir, tiny_model, other_weights):
+    """cluster.rollout_engines=1 with agent.backend=vllm: the engine runs in a Ray actor and
+    takes new weights through the object store (agents/backends/ray_engines.py)."""
+    from agentropy.agents.backends.ray_engines import RayEngines
+    from agentropy.configs.schema import AgentConfig, ClusterConfig
+
+    model, tokenizer = tiny_model
+    prompts = chat_prompts(tokenizer)
+    config = AgentConfig(backend="vllm")
+    config.vllm.max_model_len = 1024
+    engines = RayEngines(config, tiny_model_dir, ClusterConfig(backend="ray", rollout_engines=1, engine_cpus=1))
+    try:
+        _same(HFBackend(model, tokenizer).generate(prompts, GREEDY), engines.generate(prompts, GREEDY))
+        engines.update_weights(other_weights.state_dict(), version=1)
+        assert engines.policy_version == 1
+        _same(HFBackend(other_weights, tokenizer).generate(prompts, GREEDY), engines.generate(prompts, GREEDY))
+    finally:
+        engines.close()
