@@ -518,31 +518,90 @@ def _eval_agent(policy: str, agent_overrides: dict[str, str], out: Path):
             if not (model_path / "config.json").exists():
                 make_model(model_path)
     elif Path(policy).exists():
-        p = Path(policy)
-        if (p / "model.safetensors").exists() and (p / "meta.json").exists():  # runs/X/checkpoints/iter_N
-            checkpoint, p = p, p.parent.parent
-        else:  # a run folder: its latest checkpoint (the trained weights); a plain model folder: itself
-            from agentropy.algorithms.checkpoint import latest_checkpoint
-
-            checkpoint = latest_checkpoint(p) if (p / "checkpoints").is_dir() else None
-        hydra = p / ".hydra" / "config.yaml"
-        if hydra.exists():
-            base = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(hydra)).get("agent", {}).items()
-                    if k in AgentConfig.__dataclass_fields__}
-        model_path = p / "model" if (p / "model" / "config.json").exists() else p
-        if not (p / "model").exists() and base.get("model", "tiny") != "tiny":  # a run of a hub model
-            model_path = base["model"]
-        elif not (Path(model_path) / "config.json").exists():
-            raise FileNotFoundError(f"policy={policy}: no model/ folder or config.json there")
+        model_path, checkpoint, base = _resolve_policy(policy)
     merged = OmegaConf.merge(OmegaConf.structured(AgentConfig), base, agent_overrides)
     config: AgentConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     agent = make_agent(config, model_path)
     if checkpoint is not None:
-        from safetensors.torch import load_file
-
         log.info("eval: weights of %s", checkpoint)
-        agent.backend.model.load_state_dict(load_file(checkpoint / "model.safetensors"))
+        agent.backend.model.load_state_dict(_checkpoint_weights(checkpoint, model_path, base))
     return agent
+
+
+def _resolve_policy(policy: str) -> tuple[str | Path, Path | None, dict]:
+    """``(model folder or hub name, checkpoint or None, the run's agent settings)`` of a policy
+    folder: a checkpoint (``runs/X/checkpoints/iter_N``), a run folder (its latest checkpoint)
+    or a plain model folder. Reads only JSON and YAML from the run (no pickles)."""
+    from omegaconf import OmegaConf
+
+    from agentropy.configs.schema import AgentConfig
+
+    p = Path(policy)
+    if (p / "model.safetensors").exists() and (p / "meta.json").exists():  # runs/X/checkpoints/iter_N
+        checkpoint, p = p, p.parent.parent
+    else:  # a run folder: its latest checkpoint (the trained weights); a plain model folder: itself
+        from agentropy.algorithms.checkpoint import latest_checkpoint
+
+        checkpoint = latest_checkpoint(p) if (p / "checkpoints").is_dir() else None
+    base: dict = {}
+    hydra = p / ".hydra" / "config.yaml"
+    if hydra.exists():
+        base = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(hydra)).get("agent", {}).items()
+                if k in AgentConfig.__dataclass_fields__}
+    model_path: str | Path = p / "model" if (p / "model" / "config.json").exists() else p
+    if not (p / "model").exists() and base.get("model", "tiny") != "tiny":  # a run of a hub model
+        model_path = base["model"]
+    elif not (Path(model_path) / "config.json").exists():
+        raise FileNotFoundError(f"policy={policy}: no model/ folder or config.json there")
+    return model_path, checkpoint, base
+
+
+def _checkpoint_weights(checkpoint: Path, model_path: str | Path, base: dict) -> dict:
+    """The full policy weights of ``checkpoint``: its ``model.safetensors``, or, for a LoRA run
+    (adapters only), the base model's weights with the adapters merged in."""
+    from safetensors.torch import load_file
+
+    state = load_file(checkpoint / "model.safetensors")
+    if not json.loads((checkpoint / "meta.json").read_text()).get("lora"):
+        return state
+    from omegaconf import OmegaConf
+
+    from agentropy.agents.lora import apply_lora, load_adapter_state_dict, merged_state_dict
+    from agentropy.agents.tiny import load_pretrained
+    from agentropy.configs.schema import LoRAConfig
+
+    lora: LoRAConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoRAConfig),
+                                                            base.get("lora") or {}))  # type: ignore[assignment]
+    model = apply_lora(load_pretrained(model_path)[0], lora)
+    load_adapter_state_dict(model, state)
+    return merged_state_dict(model)
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    import torch
+
+    from agentropy.agents.tiny import load_pretrained
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        print(f"agentropy export-model: {out} exists and is not an empty folder", file=sys.stderr)
+        return 2
+    try:
+        model_path, checkpoint, base = _resolve_policy(args.policy)
+    except (FileNotFoundError, OSError) as exc:
+        print(f"agentropy export-model: {exc}", file=sys.stderr)
+        return 2
+    if checkpoint is None and (Path(args.policy) / "checkpoints").is_dir():
+        print(f"agentropy export-model: {args.policy} has no complete checkpoint", file=sys.stderr)
+        return 2
+    model, tokenizer = load_pretrained(model_path, dtype="float32")
+    if checkpoint is not None:
+        model.load_state_dict(_checkpoint_weights(checkpoint, model_path, base))
+    model.to(getattr(torch, args.dtype)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    print(f"{out}: the weights of {checkpoint or model_path} in {args.dtype}, with config and tokenizer "
+          "(transformers' from_pretrained and vLLM load it)")
+    return 0
 
 
 def _ci_cell(row: dict, key: str, fmt: str = ".2f") -> str:
@@ -726,6 +785,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder: episodes/ (one row per episode), sft/ (one per turn)")
     _add_filters(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("export-model", help="write a run's or checkpoint's policy as a plain model folder")
+    p.add_argument("policy", help="a run folder (its latest checkpoint) or runs/X/checkpoints/iter_N")
+    p.add_argument("out", help="output folder (new or empty): config.json, model.safetensors, tokenizer")
+    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
+    p.set_defaults(func=cmd_export_model)
 
     p = sub.add_parser("compare", help="success and score per task type of two runs or checkpoints")
     p.add_argument("run_a", help="run folder A")

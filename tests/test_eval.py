@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from agentropy.algorithms.evaluate import bootstrap_ci, load_suite, wilson
 from agentropy.configs.schema import ConfigError
 
@@ -74,6 +75,20 @@ def test_eval_tiny_run_and_expert_then_compare(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "model"), str(tmp_path / "expert"), "--json"]) == 0
     compared = json.dumps(json.loads(capsys.readouterr().out))
     assert "twx/coin" in compared and "household/" in compared and "\"shared_tasks\": 4" in compared
+
+    # the run's policy as a plain model folder that transformers loads: the checkpoint's weights
+    from agentropy.algorithms.checkpoint import latest_checkpoint
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert main(["export-model", str(run), str(tmp_path / "exported"), "--dtype", "bfloat16"]) == 0
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
+    assert exported.dtype == torch.bfloat16 and AutoTokenizer.from_pretrained(tmp_path / "exported")
+    saved = load_file(latest_checkpoint(run) / "model.safetensors")
+    mine = exported.state_dict()
+    assert all(torch.equal(mine[k], v.to(torch.bfloat16)) for k, v in saved.items())
+    assert main(["export-model", str(run), str(tmp_path / "exported")]) == 2  # not empty
+    assert main(["export-model", "/no/such/run", str(tmp_path / "other")]) == 2
 
 
 def test_eval_cli_errors(capsys):

@@ -123,6 +123,13 @@ def test_two_rl_iterations_train_adapters_only(tmp_path, algorithm):
     assert any("lm_head" in k for k in b) and not any("lm_head" in k or "embed" in k or "norm" in k
                                                       for k in changed)
 
+    # agentropy export-model of the last checkpoint (adapters only) merges them as the run did
+    from agentropy.cli import main
+
+    assert main(["export-model", str(run), str(tmp_path / "exported"), "--dtype", "float32"]) == 0
+    exported = load_pretrained(tmp_path / "exported")[0].state_dict()
+    assert exported.keys() == f.keys() and all(torch.equal(exported[k], f[k]) for k in f)
+
 
 @pytest.mark.slow
 def test_rollout_logprobs_are_the_trained_models(tmp_path):
