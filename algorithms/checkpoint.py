@@ -4,7 +4,9 @@ A checkpoint is a folder ``RUN/checkpoints/iter_000012/`` holding
 
 * ``model.safetensors``: the policy weights,
 * ``state.pt``: everything else the run needs to continue (optimizer, LR schedule, EPO history,
-  replay and baseline buffers, KL controller, RNG states), saved with ``torch.save``,
+  replay and baseline buffers, KL controller, RNG states), saved with ``torch.save`` as tensors
+  and plain Python values only, and read back with ``weights_only=True`` (no code from the file
+  runs),
 * ``meta.json``: the iteration, the byte sizes of ``episodes.jsonl`` and ``metrics.jsonl`` at
   that moment (a resumed run cuts both back to them, so nothing is lost or recorded twice), and
   free-form facts.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -65,17 +68,22 @@ class Checkpoint:
 
 
 def capture_rng() -> dict[str, Any]:
-    """The states of Python's, NumPy's and torch's global generators."""
+    """The states of Python's, NumPy's and torch's global generators, as tensors and plain
+    Python values only (so that ``torch.load(weights_only=True)`` reads them back)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.random.get_rng_state(),
     }
 
 
 def restore_rng(states: Mapping[str, Any]) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     torch.random.set_rng_state(states["torch"])
 
 
@@ -159,8 +167,15 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     """Load a checkpoint folder written by :func:`save_checkpoint`."""
     path = Path(path)
     meta = json.loads((path / "meta.json").read_text())
-    # The state holds optimizer tensors, NumPy RNG state and plain Python containers.
-    state = torch.load(path / "state.pt", map_location=map_location, weights_only=False)
+    # The state holds tensors and plain Python containers only, so it is read without running
+    # any code from the file (a checkpoint is data from a run folder, not a program).
+    try:
+        state = torch.load(path / "state.pt", map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path / 'state.pt'} holds objects other than tensors and plain values (a "
+                         f"checkpoint of an older agentropy, or not ours), which are not loaded: {first}"
+                         ) from None
     model_state = load_file(path / "model.safetensors", device=str(map_location))
     return Checkpoint(path=path, iteration=int(meta["iteration"]), model_state=model_state,
                       state=state, meta=meta)

@@ -95,3 +95,30 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         it = ckpt.meta["it"]
         assert torch.equal(ckpt.model_state["w"], torch.full((512, 512), float(it)))
         assert torch.equal(ckpt.state["big"], torch.full((256, 256), float(it)))
+
+
+class _Runs:
+    """Pickles to a call of Path.touch: loading it with pickle would create ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_state_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    import pytest
+
+    save_checkpoint(tmp_path, 1, model_state=_weights(1), state={"rng": capture_rng()}, meta={})
+    ckpt = latest_checkpoint(tmp_path)
+    assert set(load_checkpoint(ckpt).state["rng"]) == {"python", "numpy", "torch"}  # plain values only
+    marker = tmp_path / "ran"
+    torch.save({"learner": _Runs(marker)}, ckpt / "state.pt")
+    with pytest.raises(ValueError, match="holds objects other than tensors and plain values"):
+        load_checkpoint(ckpt)
+    assert not marker.exists()
+    torch.load(ckpt / "state.pt", weights_only=False)  # the file is hostile: a pickle load runs it
+    assert marker.exists()
