@@ -38,6 +38,7 @@ Only CPU ranks over gloo were run; the NCCL/GPU branch is written but untested.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -81,6 +82,12 @@ class LearnerRank:
             s.bind(("", 0))
             port = s.getsockname()[1]
         return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
+    def where(self) -> tuple[str, int, list[int]]:
+        """This rank's node address, process id and the GPU ids Ray gave it."""
+        import ray
+
+        return ray.util.get_node_ip_address(), os.getpid(), [int(g) for g in ray.get_gpu_ids()]
 
     def setup(self, address: str, weights: dict[str, torch.Tensor]) -> int:
         """Join the process group at ``address``, build the model with the driver's ``weights``,
@@ -192,8 +199,9 @@ class RemoteLearner:
         except BaseException:
             self.close()
             raise
-        log.info("learner: %d ranks as Ray actors (placement %s, %s per rank), rendezvous %s",
-                 self.world, cluster.learner_placement, bundle, address)
+        for i, (node, pid, gpus) in enumerate(ray.get([r.where.remote() for r in self.ranks])):
+            log.info("placement: learner rank %d on %s, pid %d%s (bundle %s of %s, rendezvous %s)", i, node,
+                     pid, f", GPUs {gpus}" if gpus else "", bundle, cluster.learner_placement, address)
 
     # -- calls that change the ranks' state: every rank, rank 0's answer ------------------------
     def _all(self, method: str, *args: Any) -> Any:

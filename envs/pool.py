@@ -572,6 +572,8 @@ class RayPool(_WorkerPool):
             _RayEnvWorker)
         self.num_cpus = num_cpus
         self._start_workers()
+        for i, w in enumerate(self._workers):  # where Ray put them (the node's host name)
+            log.info("placement: env worker %d on %s, pid %d", i, w.node.split("/")[0], w.pid)
 
     def worker_pids(self) -> list[int]:
         """The process ids of the current actors, by worker index."""

@@ -79,6 +79,12 @@ class RolloutEngine:
     def pid(self) -> int:
         return os.getpid()
 
+    def where(self) -> tuple[str, int]:
+        """This engine's node address and process id."""
+        import ray
+
+        return ray.util.get_node_ip_address(), os.getpid()
+
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingParams,
                  contexts: list[TurnContext] | None) -> tuple[list[Generation], int]:
         return self.backend.generate(prompt_ids, sampling, contexts), self.backend.policy_version
@@ -162,8 +168,9 @@ class RayEngines:
         except BaseException:
             self.close()
             raise
-        log.info("rollout: %d %s engine(s) as Ray actors (%g CPU, %g GPU each)", len(self.engines),
-                 self.name, self.cpus, self.gpus)
+        for e, (node, pid) in enumerate(self._ray.get([e.where.remote() for e in self.engines])):
+            log.info("placement: rollout engine %d (%s, %g CPU, %g GPU) on %s, pid %d", e, self.name,
+                     self.cpus, self.gpus, node, pid)
 
     def _start(self) -> Any:
         actor = self._ray.remote(RolloutEngine).options(num_cpus=self.cpus, num_gpus=self.gpus)
