@@ -69,9 +69,11 @@ class ClusterSession:
         if cfg.learner_ranks == 1:
             return f"learner: 1 rank in the driver process on {device}"
         gpus = f", {cfg.learner_gpus_per_rank:g} GPU" if cfg.learner_gpus_per_rank else ""
+        options = "".join([", mixed precision" if cfg.learner_mixed_precision else "",
+                           ", CPU offload" if cfg.learner_offload else ""])
         return (f"learner: {cfg.learner_ranks} ranks as Ray actors ({cfg.learner_cpus_per_rank:g} CPU{gpus} "
                 f"each, placement group {cfg.learner_placement}), FSDP2 over "
-                f"{'NCCL' if gpus else 'gloo'}; full weights to the driver after each update")
+                f"{'NCCL' if gpus else 'gloo'}{options}; full weights to the driver after each update")
 
     def close(self) -> None:
         if self.started:

@@ -21,6 +21,7 @@ and give it to :class:`~agentropy.algorithms.learner.Learner` as usual.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -40,14 +41,24 @@ def data_parallel_world(model: nn.Module) -> tuple[int, int]:
     return 0, 1
 
 
-def shard(model: nn.Module) -> nn.Module:
+def shard(model: nn.Module, *, param_dtype: torch.dtype | None = None, offload: bool = False) -> nn.Module:
     """Shard a Hugging Face causal LM with FSDP2 over the default process group: each decoder
     layer, the backbone (embeddings and final norm) and the output head are units of their own,
     so the learner's chunked head (``logit_chunk_tokens``) can call the backbone and the head
     separately. Models that tie the head to the embeddings are refused (their one weight cannot
-    live in two units)."""
+    live in two units).
+
+    Args:
+        model: the policy, on the rank's device.
+        param_dtype: mixed precision: the units all-gather their parameters in this dtype (e.g.
+            bfloat16, half the traffic of float32 masters) and reduce the gradients in float32;
+            None gathers the masters' dtype.
+        offload: keep the sharded parameters, their gradients and so the optimizer step in CPU
+            memory (FSDP2's CPU offload); each unit is copied to the device for its forward and
+            backward. On CPU ranks nothing moves.
+    """
     from agentropy.algorithms.memory import split_lm
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
     lm = split_lm(model)
     if lm is None:
@@ -55,12 +66,25 @@ def shard(model: nn.Module) -> nn.Module:
     backbone, head = lm
     if getattr(getattr(model, "config", None), "tie_word_embeddings", False):
         raise ValueError("shard(): a model whose output head is tied to its embeddings is not supported")
+    kwargs: dict = {}
+    if param_dtype is not None:
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    if offload:
+        kwargs["offload_policy"] = CPUOffloadPolicy(pin_memory=torch.cuda.is_available())
     for layer in getattr(backbone, "layers", ()):
-        fully_shard(layer)
-    fully_shard(backbone)
-    fully_shard(head)
-    fully_shard(model)
+        fully_shard(layer, **kwargs)
+    fully_shard(backbone, **kwargs)
+    fully_shard(head, **kwargs)
+    fully_shard(model, **kwargs)
     return model
+
+
+def _on_wire(t: Tensor) -> Tensor:
+    """``t`` on the device the default group's collectives take: the current CUDA device under
+    NCCL (which reduces CUDA tensors only), else where it is."""
+    if dist.get_backend() == "nccl":
+        return t.to(torch.device("cuda", torch.cuda.current_device()))
+    return t
 
 
 def share_of(n: int, rank: int, world: int) -> list[int | None]:
@@ -79,7 +103,7 @@ def average_replicated_grads(params: Iterable[Tensor]) -> None:
     plain = [p for p in params if not isinstance(p, DTensor)]
     if not plain:
         return
-    has = torch.tensor([float(p.grad is not None) for p in plain])
+    has = _on_wire(torch.tensor([float(p.grad is not None) for p in plain]))
     dist.all_reduce(has, op=dist.ReduceOp.MAX)
     for p, any_rank in zip(plain, has.tolist(), strict=True):
         if not any_rank:
@@ -99,7 +123,7 @@ def clip_grad_norm(params: Sequence[Tensor], max_norm: float, *, ranks: bool = T
     float64 copy stays small): torch's float32 norm of a large gradient is off by a relative
     1e-6 to 1e-5 (seen here), which would show as a difference between one rank and several.
     One unsharded learner uses it too (``ranks=False``: no sum over ranks), so both clip alike.
-    The sums stay on the gradients' device (NCCL reduces CUDA tensors only)."""
+    The sums stay on the (first) gradient's device and cross the ranks on the group's device."""
     from torch.distributed.tensor import DTensor
 
     grads = [p.grad for p in params if p.grad is not None]
@@ -114,11 +138,13 @@ def clip_grad_norm(params: Sequence[Tensor], max_norm: float, *, ranks: bool = T
         squares = sum((flat[i:i + NORM_CHUNK].double().pow(2).sum() for i in range(0, flat.numel(), NORM_CHUNK)),
                       torch.zeros((), dtype=torch.float64, device=device))
         if isinstance(g, DTensor):
-            sharded += squares
+            sharded += squares.to(device)
         else:
-            replicated += squares
+            replicated += squares.to(device)
     if ranks:
-        dist.all_reduce(sharded)
+        wire = _on_wire(sharded)
+        dist.all_reduce(wire)
+        sharded = wire.to(device)
     total = (sharded + replicated).sqrt().float()
     coef = float((max_norm / (total + 1e-6)).clamp(max=1.0))
     for g in grads:
@@ -137,9 +163,9 @@ def _union_keys(keys: Iterable[str]) -> list[str]:
 
 
 def _summed(values: dict[str, Tensor | float], keys: list[str]) -> Tensor:
-    out = torch.tensor([float(values.get(k, 0.0)) for k in keys], dtype=torch.float64)
+    out = _on_wire(torch.tensor([float(values.get(k, 0.0)) for k in keys], dtype=torch.float64))
     dist.all_reduce(out)
-    return out
+    return out.cpu()
 
 
 def reduce_tally(local: Tally, into: Tally) -> None:
@@ -185,19 +211,32 @@ def full_state(obj: object) -> object:
     return obj
 
 
+def _shard_like(full: Tensor, p: Any) -> Any:
+    """``full`` laid out as parameter ``p`` (a DTensor) is: its shard of this rank, on the
+    device where ``p``'s own shard lives (the CPU under offload)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    out = distribute_tensor(full.to(p.device), p.device_mesh, p.placements)
+    local = p.to_local().device
+    if out.to_local().device != local:
+        out = DTensor.from_local(out.to_local().to(local), p.device_mesh, p.placements, run_check=False,
+                                 shape=p.shape, stride=p.stride())
+    return out
+
+
 def shard_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> dict:
     """A single-process optimizer state dict (full tensors, parameters numbered in the order of
     the optimizer's groups) laid out for this rank: each state tensor shaped like a sharded
     parameter becomes that parameter's shard (a DTensor with its placements); every rank must
     call it."""
-    from torch.distributed.tensor import DTensor, distribute_tensor
+    from torch.distributed.tensor import DTensor
 
     params = [p for group in optimizer.param_groups for p in group["params"]]
     out = {}
     for index, entry in state["state"].items():
         p = params[int(index)]
         if isinstance(p, DTensor):
-            entry = {k: distribute_tensor(v.to(p.device), p.device_mesh, p.placements)
-                     if isinstance(v, Tensor) and v.shape == p.shape else v for k, v in entry.items()}
+            entry = {k: _shard_like(v, p) if isinstance(v, Tensor) and v.shape == p.shape else v
+                     for k, v in entry.items()}
         out[index] = entry
     return {**state, "state": out}

@@ -108,6 +108,8 @@ class Learner:
         compute_dtype: dtype of the forward and backward passes (``agent.dtype``); narrower
             than the model's (float32 master) weights, they run under autocast where the device
             supports it. None: the model's dtype. Log-probs, entropies and losses stay float32.
+        device: where batches and the parts' tensors go; None: the model's parameters' device
+            (a sharded model whose parameters are offloaded to the CPU computes elsewhere).
 
     Attributes:
         parts: the parts the config uses (:mod:`agentropy.algorithms.parts`), by name, in the
@@ -126,13 +128,14 @@ class Learner:
         value_model: nn.Module | None = None,
         tokenizer: Any = None,
         compute_dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         self.model = model
         self.cfg = cfg
         self.total_steps = total_steps
         self.max_new_tokens = max_new_tokens
         self.tokenizer = tokenizer
-        self.device = next(model.parameters()).device
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
         #: dtype of log-probs, entropies and values: float32, or float64 for a float64 model
         self.float_dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)
         param_dtype = next(model.parameters()).dtype
@@ -575,8 +578,9 @@ class LearnerSpec:
     max_seq_len: int
     seed: int
 
-    def build(self, model: nn.Module, tokenizer: Any) -> Learner:
-        """The learner of ``model`` (sharded or not)."""
+    def build(self, model: nn.Module, tokenizer: Any, device: torch.device | None = None) -> Learner:
+        """The learner of ``model`` (sharded or not; ``device``: where it computes, when its
+        parameters live elsewhere)."""
         return Learner(model, self.algorithm, total_steps=self.total_steps,
                        max_new_tokens=self.max_new_tokens, max_seq_len=self.max_seq_len,
-                       tokenizer=tokenizer, compute_dtype=self.compute_dtype)
+                       tokenizer=tokenizer, compute_dtype=self.compute_dtype, device=device)

@@ -68,8 +68,10 @@ PLACEMENT_TIMEOUT_S = 300.0
 class LearnerRank:
     """One data-parallel learner rank (run as a Ray actor by :class:`RemoteLearner`)."""
 
-    def __init__(self, rank: int, world: int, spec: LearnerSpec, threads: int) -> None:
+    def __init__(self, rank: int, world: int, spec: LearnerSpec, threads: int, *,
+                 mixed_precision: bool = False, offload: bool = False) -> None:
         self.rank, self.world, self.spec = rank, world, spec
+        self.mixed_precision, self.offload = mixed_precision, offload
         self.learner: Learner | None = None
         self.model: nn.Module | None = None
         torch.set_num_threads(max(threads, 1))
@@ -112,8 +114,10 @@ class LearnerRank:
         model, tokenizer = load_pretrained(self.spec.model_path, dtype=self.spec.master_dtype)
         model.load_state_dict(weights)
         model.to(device).eval()
-        self.model = shard(model)
-        self.learner = self.spec.build(self.model, tokenizer)
+        compute = getattr(torch, self.spec.compute_dtype)
+        gather = compute if self.mixed_precision and compute != getattr(torch, self.spec.master_dtype) else None
+        self.model = shard(model, param_dtype=gather, offload=self.offload)
+        self.learner = self.spec.build(self.model, tokenizer, device=device)
         return self.rank
 
     def call(self, method: str, *args: Any) -> Any:
@@ -190,7 +194,8 @@ class RemoteLearner:
                     num_cpus=cluster.learner_cpus_per_rank, num_gpus=cluster.learner_gpus_per_rank,
                     scheduling_strategy=PlacementGroupSchedulingStrategy(
                         placement_group=self._pg, placement_group_bundle_index=i),
-                ).remote(i, self.world, spec, threads)
+                ).remote(i, self.world, spec, threads, mixed_precision=cluster.learner_mixed_precision,
+                         offload=cluster.learner_offload)
                 for i in range(self.world)
             ]
             address = ray.get(self.ranks[0].rendezvous.remote())

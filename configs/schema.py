@@ -809,6 +809,14 @@ class ClusterConfig:
     learner_gpus_per_rank: float = 0.0
     """GPUs each learner rank reserves; a rank that gets one trains on it over NCCL (not run
     here: only CPU ranks over gloo were tested)"""
+    learner_mixed_precision: bool = False
+    """FSDP2 mixed precision for the ranks: all-gather the parameters in ``agent.dtype`` (half the
+    traffic of float32 masters when it is bfloat16) and reduce the gradients in float32; off,
+    the masters are gathered and the forward pass runs under autocast"""
+    learner_offload: bool = False
+    """FSDP2 CPU offload for the ranks: the sharded parameters, gradients and the optimizer step
+    live in CPU memory, each unit copied to the GPU for its passes (less GPU memory, slower);
+    on CPU ranks nothing moves"""
     learner_placement: str = "PACK"
     """Ray placement-group strategy of the learner ranks' bundles: ``PACK``, ``SPREAD``,
     ``STRICT_PACK`` or ``STRICT_SPREAD``"""
