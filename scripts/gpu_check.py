@@ -146,15 +146,16 @@ def run(args: argparse.Namespace) -> dict:
             trainer._checkpoint = lambda iteration: None  # checkpoints would dominate the time
             sync = trainer._sync_weights
 
-            def timed_sync(version: int) -> None:
+            def timed_sync(version: int) -> dict[str, float]:
                 with phases("weight sync"):
-                    sync(version)
+                    metrics = sync(version)
                 if cfg.agent.backend == "hf":  # the engine holds exactly the master in its dtype
                     engine = trainer.agent.backend.model
                     pushed = dict(engine.named_parameters())
                     result["engine_matches_master"] = all(
                         torch.equal(pushed[n], p.detach().to(pushed[n].dtype))
                         for n, p in trainer.model.named_parameters())
+                return metrics
 
             trainer._sync_weights = timed_sync
             sleep = getattr(trainer.agent.backend, "sleep", None)
