@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: seconds to wait for a new engine to load its model
 ENGINE_START_TIMEOUT_S = 600.0
+#: seconds an engine has to shut its backend down before it is killed
+ENGINE_CLOSE_TIMEOUT_S = 30.0
 
 
 class RolloutEngine:
@@ -298,7 +300,11 @@ class RayEngines:
         self._ray.get([e.sleep.remote() for e in self.engines])
 
     def close(self) -> None:
-        """Kill the engines; safe to call twice."""
+        """Let each engine shut its backend down (a vLLM engine stops its worker processes; at
+        most :data:`ENGINE_CLOSE_TIMEOUT_S`), then kill the actors; safe to call twice."""
+        closing = [engine.close.remote() for engine in self.engines]
+        if closing:
+            self._ray.wait(closing, num_returns=len(closing), timeout=ENGINE_CLOSE_TIMEOUT_S)
         for engine in self.engines:
             self._ray.kill(engine, no_restart=True)
         self.engines = []
