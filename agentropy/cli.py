@@ -262,7 +262,12 @@ def cmd_train(overrides: Sequence[str]) -> int:
 
         typed = to_typed(cfg)
         run_dir = HydraConfig.get().runtime.output_dir
-        summary = train(typed, run_dir)
+        try:
+            summary = train(typed, run_dir)
+        except ConfigError as exc:  # found by the trainer (the model's, the run folder's facts)
+            print(f"agentropy train: invalid config: {exc}", file=sys.stderr)
+            result["rc"] = 2
+            return
         _train_summary_table(summary)
         result["rc"] = 0
 

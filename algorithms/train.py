@@ -178,6 +178,10 @@ class Trainer:
         self.master_dtype = "float32" if cfg.algorithm.master_weights == "float32" else cfg.agent.dtype
         self.model, self.tokenizer = load_pretrained(self.model_path, dtype=self.master_dtype)
         self.model.to(self.device).eval()
+        if cfg.cluster.learner_ranks > 1 and getattr(self.model.config, "tie_word_embeddings", False):
+            raise ConfigError(f"cluster.learner_ranks={cfg.cluster.learner_ranks}: {cfg.agent.model} ties its "
+                              "output head to its embeddings, which the sharded ranks cannot split; use "
+                              "one rank or an untied model")
         if cfg.agent.lora.enabled:  # every learner then trains the adapters only (agents/lora.py)
             from agentropy.agents.lora import apply_lora
 

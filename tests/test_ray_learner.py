@@ -188,3 +188,21 @@ def test_a_killed_rank_ends_the_run_and_leaves_nothing(tmp_path):
     assert proc.wait(timeout=600) != 0, out[-3000:]
     assert "ActorDiedError" in out or "died" in out, out[-3000:]
     _wait_gone(tag)
+
+
+def test_a_tied_head_is_refused_before_anything_starts(tmp_path, tiny_model_dir):
+    """Sharded ranks cannot split a head tied to the embeddings: the run says so at start-up,
+    before SFT or Ray (not after the warm start, from inside a rank)."""
+    import json
+
+    tied = tmp_path / "tied"
+    shutil.copytree(tiny_model_dir, tied)
+    config = json.loads((tied / "config.json").read_text())
+    (tied / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
+    cmd = [sys.executable, "-m", "agentropy.cli", "train", *RUN, f"agent.model={tied}",
+           "cluster.learner_ranks=2", f"hydra.run.dir={tmp_path / 'run'}"]
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1].startswith("agentropy train: invalid config: cluster.learner_ranks=2: ")
+    assert "ties its output head to its embeddings" in out.stderr
+    assert not (tmp_path / "run" / "episodes.jsonl").exists()
