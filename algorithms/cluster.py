@@ -19,7 +19,10 @@ from typing import Any
 from agentropy.configs.schema import ClusterConfig
 from agentropy.envs.pool import RAY_ENV_WORKER_CPUS
 
-__all__ = ["ClusterSession", "connect"]
+__all__ = ["PLACEMENT_TIMEOUT_S", "ClusterSession", "connect", "make_learner_group"]
+
+#: seconds to wait for the learner's placement group (too few CPUs / GPUs)
+PLACEMENT_TIMEOUT_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,16 @@ class ClusterSession:
     def __init__(self, cfg: ClusterConfig, started: bool) -> None:
         self.cfg = cfg
         self.started = started
+        self._learner_group: Any = None
+
+    def learner_group(self) -> Any:
+        """The learner ranks' placement group, made (and waited for) on the first call: one
+        bundle per rank, of ``learner_cpus_per_rank`` CPUs (plus ``engine_cpus`` with
+        ``colocate``) and ``learner_gpus_per_rank`` GPUs, strategy ``learner_placement``. The
+        session removes it at :meth:`close`."""
+        if self._learner_group is None:
+            self._learner_group = make_learner_group(self.cfg)
+        return self._learner_group
 
     def placement(self, *, env_workers: int, pool: str, backend: str, device: str) -> list[str]:
         """The placement plan, one line per role: where it runs and with what resources."""
@@ -57,6 +70,11 @@ class ClusterSession:
         cfg = self.cfg
         if not cfg.rollout_engines:
             return f"rollout: {backend} in the driver process"
+        if cfg.colocate:
+            share = f", {cfg.learner_gpus_per_rank / 2:g} GPU" if cfg.learner_gpus_per_rank else ""
+            return (f"rollout: {cfg.rollout_engines} {backend} engine(s) as Ray actors ({cfg.engine_cpus:g} "
+                    f"CPU{share} each), engine i colocated in learner rank i's bundle; an episode stays "
+                    "on one engine; weights through the object store")
         gpus = f", {cfg.engine_gpus} GPU" if cfg.engine_gpus else ""
         tp = f" (tensor-parallel over {cfg.engine_gpus})" if backend == "vllm" and cfg.engine_gpus > 1 else ""
         sync = ("weights from learner rank 0 by broadcast" if cfg.weight_sync == "broadcast"
@@ -76,11 +94,35 @@ class ClusterSession:
                 f"{'NCCL' if gpus else 'gloo'}{options}; full weights to the driver after each update")
 
     def close(self) -> None:
+        if self._learner_group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self._learner_group)
+            self._learner_group = None
         if self.started:
             import ray
 
             ray.shutdown()
             self.started = False
+
+
+def make_learner_group(cfg: ClusterConfig) -> Any:
+    """A ready placement group for ``cfg.learner_ranks`` ranks (see
+    :meth:`ClusterSession.learner_group`); the caller removes it."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    bundle: dict[str, float] = {"CPU": cfg.learner_cpus_per_rank + (cfg.engine_cpus if cfg.colocate else 0.0)}
+    if cfg.learner_gpus_per_rank:
+        bundle["GPU"] = cfg.learner_gpus_per_rank
+    group = placement_group([dict(bundle) for _ in range(cfg.learner_ranks)], strategy=cfg.learner_placement,
+                            name="agentropy-learner")
+    ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)
+    if not ready:
+        remove_placement_group(group)
+        raise RuntimeError(f"cluster.learner_ranks={cfg.learner_ranks}: Ray could not place {cfg.learner_ranks} "
+                           f"bundles of {bundle} in {PLACEMENT_TIMEOUT_S:g} s (free: {ray.available_resources()})")
+    return group
 
 
 def connect(cfg: ClusterConfig) -> ClusterSession:

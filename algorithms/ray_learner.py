@@ -61,8 +61,6 @@ __all__ = ["LearnerRank", "RemoteLearner"]
 
 log = logging.getLogger(__name__)
 
-#: seconds to wait for the placement group's bundles before giving up (too few CPUs / GPUs)
-PLACEMENT_TIMEOUT_S = 300.0
 
 
 class LearnerRank:
@@ -85,11 +83,13 @@ class LearnerRank:
             port = s.getsockname()[1]
         return f"tcp://{ray.util.get_node_ip_address()}:{port}"
 
-    def where(self) -> tuple[str, int, list[int]]:
-        """This rank's node address, process id and the GPU ids Ray gave it."""
+    def where(self) -> tuple[str, int, list[int], str | None]:
+        """This rank's node address, process id, the GPU ids Ray gave it and its placement group."""
         import ray
+        from agentropy.agents.backends.ray_engines import placement_group_of_actor
 
-        return ray.util.get_node_ip_address(), os.getpid(), [int(g) for g in ray.get_gpu_ids()]
+        return (ray.util.get_node_ip_address(), os.getpid(), [int(g) for g in ray.get_gpu_ids()],
+                placement_group_of_actor())
 
     def setup(self, address: str, weights: dict[str, torch.Tensor]) -> int:
         """Join the process group at ``address``, build the model with the driver's ``weights``,
@@ -164,36 +164,35 @@ class RemoteLearner:
         model: the driver's policy (the rollout backend's): its weights start the ranks, and the
             ranks' weights are loaded into it after every update.
         cluster: ``learner_ranks``, the per-rank CPUs and GPUs and the placement strategy.
+        group: the placement group to run in (the run's, shared with colocated engines); None
+            makes one of its own.
     """
 
-    def __init__(self, spec: LearnerSpec, model: nn.Module, cluster: ClusterConfig) -> None:
+    def __init__(self, spec: LearnerSpec, model: nn.Module, cluster: ClusterConfig, *,
+                 group: Any = None) -> None:
         import ray
-        from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from agentropy.algorithms.cluster import make_learner_group
 
         self.model = model
         self.world = cluster.learner_ranks
         self.gpus = cluster.learner_gpus_per_rank
         self._ray = ray
-        bundle: dict[str, float] = {"CPU": cluster.learner_cpus_per_rank}
-        if cluster.learner_gpus_per_rank:
-            bundle["GPU"] = cluster.learner_gpus_per_rank
-        self._pg = placement_group([dict(bundle) for _ in range(self.world)],
-                                   strategy=cluster.learner_placement, name="agentropy-learner")
+        # colocated engines take the other half of each bundle's GPUs
+        rank_gpus = self.gpus / 2 if cluster.colocate else self.gpus
+        self._pg = None  # a placement group of our own, removed at close()
         self.ranks: list[Any] = []
         try:
-            ready, _ = ray.wait([self._pg.ready()], timeout=PLACEMENT_TIMEOUT_S)
-            if not ready:
-                raise RuntimeError(f"cluster.learner_ranks={self.world}: Ray could not place {self.world} "
-                                   f"bundles of {bundle} in {PLACEMENT_TIMEOUT_S:g} s "
-                                   f"(free: {ray.available_resources()})")
+            if group is None:
+                group = self._pg = make_learner_group(cluster)
             actor = ray.remote(LearnerRank)
             threads = max(int(cluster.learner_cpus_per_rank), 1)
             self.ranks = [
                 actor.options(
-                    num_cpus=cluster.learner_cpus_per_rank, num_gpus=cluster.learner_gpus_per_rank,
+                    num_cpus=cluster.learner_cpus_per_rank, num_gpus=rank_gpus,
                     scheduling_strategy=PlacementGroupSchedulingStrategy(
-                        placement_group=self._pg, placement_group_bundle_index=i),
+                        placement_group=group, placement_group_bundle_index=i),
                 ).remote(i, self.world, spec, threads, mixed_precision=cluster.learner_mixed_precision,
                          offload=cluster.learner_offload)
                 for i in range(self.world)
@@ -204,9 +203,14 @@ class RemoteLearner:
         except BaseException:
             self.close()
             raise
-        for i, (node, pid, gpus) in enumerate(ray.get([r.where.remote() for r in self.ranks])):
-            log.info("placement: learner rank %d on %s, pid %d%s (bundle %s of %s, rendezvous %s)", i, node,
-                     pid, f", GPUs {gpus}" if gpus else "", bundle, cluster.learner_placement, address)
+        for i, (node, pid, gpus, group) in enumerate(self.where()):
+            log.info("placement: learner rank %d on %s, pid %d%s, bundle %d of placement group %s (%s), "
+                     "rendezvous %s", i, node, pid, f", GPUs {gpus}" if gpus else "", i, group,
+                     cluster.learner_placement, address)
+
+    def where(self) -> list[tuple[str, int, list[int], str | None]]:
+        """Each rank's node address, process id, GPU ids and placement group (hex id)."""
+        return self._ray.get([r.where.remote() for r in self.ranks])
 
     # -- calls that change the ranks' state: every rank, rank 0's answer ------------------------
     def _all(self, method: str, *args: Any) -> Any:

@@ -231,7 +231,8 @@ class Trainer:
         if self.cfg.cluster.rollout_engines:
             from agentropy.agents.backends.ray_engines import RayEngines
 
-            return RayEngines(self.cfg.agent, self.model_path, self.cfg.cluster)
+            group = self.cluster.learner_group() if self.cfg.cluster.colocate else None
+            return RayEngines(self.cfg.agent, self.model_path, self.cfg.cluster, group=group)
         backend, _ = BACKENDS.get(self.cfg.agent.backend)(self.cfg.agent, self.model_path,
                                                           policy=(self.model, self.tokenizer))
         return backend
@@ -262,7 +263,8 @@ class Trainer:
             return spec.build(self.model, self.tokenizer)
         from agentropy.algorithms.ray_learner import RemoteLearner
 
-        learner = RemoteLearner(spec, self.model, cfg.cluster)
+        learner = RemoteLearner(spec, self.model, cfg.cluster,
+                                group=self.cluster.learner_group() if cfg.cluster.colocate else None)
         self._closers.append(learner)
         if cfg.cluster.weight_sync == "broadcast":  # rank 0 -> engines, not through the driver
             from agentropy.agents.backends.weight_sync import Manifest

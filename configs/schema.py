@@ -828,6 +828,10 @@ class ClusterConfig:
     engine_gpus: int = 0
     """GPUs each rollout engine reserves; a vLLM engine with more than one is tensor-parallel over
     them (not run here: only CPU engines were tested)"""
+    colocate: bool = False
+    """engine i runs in learner rank i's placement-group bundle and shares its GPUs (each takes
+    half of ``learner_gpus_per_rank``; a vLLM engine sleeps during the update): needs
+    learner_ranks > 1 and at most that many engines; the bundle adds ``engine_cpus``"""
     weight_sync: str = "object_store"
     """how each update reaches the rollout engines: ``object_store`` (the driver puts the weights in
     Ray's object store once, every engine loads them; a lost engine is replaced) or ``broadcast``
@@ -853,6 +857,17 @@ class ClusterConfig:
         if self.weight_sync == "broadcast" and (self.learner_ranks < 2 or not self.rollout_engines):
             raise ConfigError("cluster.weight_sync=broadcast sends from learner rank 0 to the rollout "
                               "engines: it needs cluster.learner_ranks > 1 and cluster.rollout_engines > 0")
+        if self.colocate:
+            if self.learner_ranks < 2 or not 0 < self.rollout_engines <= self.learner_ranks:
+                raise ConfigError(f"cluster.colocate puts engine i in learner rank i's bundle: it needs "
+                                  f"cluster.learner_ranks > 1 and 1 to learner_ranks engines (got "
+                                  f"{self.learner_ranks} ranks, {self.rollout_engines} engines)")
+            if self.engine_gpus:
+                raise ConfigError("cluster.colocate: an engine shares its rank's GPUs "
+                                  "(learner_gpus_per_rank); leave cluster.engine_gpus at 0")
+            if self.weight_sync == "broadcast":
+                raise ConfigError("cluster.colocate with cluster.weight_sync=broadcast would put two "
+                                  "members of one NCCL group on one GPU; use weight_sync=object_store")
         if self.rollout_engines and self.backend != "ray":
             raise ConfigError(f"cluster.rollout_engines={self.rollout_engines} needs cluster=ray "
                               "(the engines are Ray actors)")

@@ -101,11 +101,12 @@ def test_ray_run_survives_a_killed_env_actor(tmp_path):
 
 @pytest.mark.slow
 def test_ray_run_driver_killed_then_resumed(tmp_path):
-    """kill -9 of the driver's process group after a checkpoint, then resume= with cluster=ray:
-    the iterations continue, no episode is lost or recorded twice, and no Ray process is left."""
+    """kill -9 of the driver's process group after a checkpoint, then resume= with cluster=ray
+    (the engine colocated in learner rank 0's bundle): the iterations continue, no episode is
+    lost or recorded twice, and no Ray process is left."""
     before = _ray_processes()
     run = tmp_path / "run"
-    overrides = (*RAY, "iterations=3", "checkpoint_every=1")
+    overrides = (*RAY, "cluster.colocate=true", "iterations=3", "checkpoint_every=1")
     proc = _train(run, *overrides, start_new_session=True)
     deadline = time.monotonic() + 900
     while latest_checkpoint(run) is None:

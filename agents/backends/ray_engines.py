@@ -52,7 +52,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from agentropy.configs.schema import AgentConfig, ClusterConfig
 
-__all__ = ["RayEngines", "RolloutEngine", "route"]
+__all__ = ["RayEngines", "RolloutEngine", "placement_group_of_actor", "route"]
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,11 @@ class RolloutEngine:
     def pid(self) -> int:
         return os.getpid()
 
-    def where(self) -> tuple[str, int]:
-        """This engine's node address and process id."""
+    def where(self) -> tuple[str, int, str | None]:
+        """This engine's node address, process id and placement group (None: none)."""
         import ray
 
-        return ray.util.get_node_ip_address(), os.getpid()
+        return ray.util.get_node_ip_address(), os.getpid(), placement_group_of_actor()
 
     def generate(self, prompt_ids: list[list[int]], sampling: SamplingParams,
                  contexts: list[TurnContext] | None) -> tuple[list[Generation], int]:
@@ -112,6 +112,14 @@ class RolloutEngine:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def placement_group_of_actor() -> str | None:
+    """The hex id of the placement group the calling actor runs in, or None."""
+    import ray
+
+    group = ray.get_runtime_context().get_placement_group_id()
+    return group or None
 
 
 def route(keys: Sequence[Any], lengths: Sequence[int], home: Mapping[Any, int], engines: int) -> list[int]:
@@ -147,15 +155,21 @@ class RayEngines:
         config: the agent config (``backend``, ``dtype``, the backend's own settings).
         model_path: the model folder every engine loads at start.
         cluster: ``rollout_engines``, ``engine_cpus`` and ``engine_gpus``.
+        group: with ``cluster.colocate``, the learner's placement group: engine ``e`` runs in its
+            bundle ``e`` and takes half of ``learner_gpus_per_rank`` (None: placed by Ray).
     """
 
-    def __init__(self, config: AgentConfig, model_path: str | Path, cluster: ClusterConfig) -> None:
+    def __init__(self, config: AgentConfig, model_path: str | Path, cluster: ClusterConfig, *,
+                 group: Any = None) -> None:
         import ray
 
         self._ray = ray
         self.name = config.backend
         self.config, self.model_path = config, str(model_path)
-        self.cpus, self.gpus = cluster.engine_cpus, cluster.engine_gpus
+        self.group = group
+        self.cpus = cluster.engine_cpus
+        # colocated, an engine takes half of its rank's GPUs (the rank the other half)
+        self.gpus = cluster.learner_gpus_per_rank / 2 if group is not None else cluster.engine_gpus
         self.engines: list[Any] = []
         self._home: dict[Any, int] = {}
         self._version = 0
@@ -165,18 +179,29 @@ class RayEngines:
         self._manifest: Manifest | None = None
         self.replaced = 0
         try:
-            self.engines = [self._start() for _ in range(cluster.rollout_engines)]
+            self.engines = [self._start(e) for e in range(cluster.rollout_engines)]
             self._wait([e.pid.remote() for e in self.engines])
         except BaseException:
             self.close()
             raise
-        for e, (node, pid) in enumerate(self._ray.get([e.where.remote() for e in self.engines])):
-            log.info("placement: rollout engine %d (%s, %g CPU, %g GPU) on %s, pid %d", e, self.name,
-                     self.cpus, self.gpus, node, pid)
+        for e, (node, pid, group) in enumerate(self.where()):
+            log.info("placement: rollout engine %d (%s, %g CPU, %g GPU) on %s, pid %d%s", e, self.name,
+                     self.cpus, self.gpus, node, pid,
+                     f", bundle {e} of the learner's placement group {group}" if group else "")
 
-    def _start(self) -> Any:
-        actor = self._ray.remote(RolloutEngine).options(num_cpus=self.cpus, num_gpus=self.gpus)
+    def _start(self, e: int) -> Any:
+        options: dict[str, Any] = {"num_cpus": self.cpus, "num_gpus": self.gpus}
+        if self.group is not None:  # colocated: engine e in learner rank e's bundle
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=self.group, placement_group_bundle_index=e)
+        actor = self._ray.remote(RolloutEngine).options(**options)
         return actor.remote(self.config, self.model_path, max(int(self.cpus), 1), max(int(self.gpus), 1))
+
+    def where(self) -> list[tuple[str, int, str | None]]:
+        """Each engine's node address, process id and placement group (hex id, or None)."""
+        return self._ray.get([e.where.remote() for e in self.engines])
 
     def _wait(self, refs: list[Any]) -> list[Any]:
         ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=ENGINE_START_TIMEOUT_S)
@@ -237,7 +262,7 @@ class RayEngines:
     def _replace(self, e: int) -> None:
         """A new engine in slot ``e``, with the current weights."""
         self._ray.kill(self.engines[e], no_restart=True)
-        self.engines[e] = self._start()
+        self.engines[e] = self._start(e)
         self._wait([self.engines[e].pid.remote()])
         if self._weights is not None:
             self._ray.get(self.engines[e].update_weights.remote(self._weights, self._version))

@@ -225,3 +225,50 @@ def test_broadcast_needs_ranks_and_engines():
 
     with pytest.raises(ConfigError, match="weight_sync=broadcast sends from learner rank 0"):
         load_config(["cluster=ray", "cluster.rollout_engines=1", "cluster.weight_sync=broadcast"])
+
+
+def test_colocated_engines_run_in_their_ranks_bundles(ray_local, tiny_model_dir):
+    """cluster.colocate: the engines run in the learner's placement group, engine i in bundle i
+    with rank i (on GPUs, sharing its GPUs; Ray does not tell an actor its bundle index, so the
+    test sees the group); the run's session owns the group and removes it at close."""
+    import ray
+    from agentropy.agents.tiny import load_pretrained
+    from agentropy.algorithms.cluster import ClusterSession
+    from agentropy.algorithms.learner import LearnerSpec
+    from agentropy.algorithms.ray_learner import RemoteLearner
+    from agentropy.configs.compose import load_config
+
+    cluster = ClusterConfig(backend="ray", learner_ranks=2, learner_cpus_per_rank=0.5, rollout_engines=2,
+                            engine_cpus=0.5, colocate=True)
+    session = ClusterSession(cluster, started=False)  # the Ray of ray_local
+    model, _ = load_pretrained(tiny_model_dir)
+    spec = LearnerSpec(load_config(["algorithm=grpo", "algorithm.kl.coef=0"]).algorithm,
+                       model_path=str(tiny_model_dir), master_dtype="float32", compute_dtype="float32",
+                       total_steps=10, max_new_tokens=64, max_seq_len=512, seed=0)
+    engines = RayEngines(AgentConfig(), tiny_model_dir, cluster, group=session.learner_group())
+    learner = None
+    try:
+        learner = RemoteLearner(spec, model, cluster, group=session.learner_group())
+        group_id = session.learner_group().id.hex()
+        assert [g for _, _, g in engines.where()] == [group_id] * 2  # bundle e: as scheduled
+        assert [g for *_, g in learner.where()] == [group_id] * 2
+    finally:
+        if learner is not None:
+            learner.close()
+        engines.close()
+        session.close()
+    deadline = time.monotonic() + 30
+    while ray.util.placement_group_table().get(group_id, {}).get("state") != "REMOVED":
+        assert time.monotonic() < deadline, "the session left its placement group"
+        time.sleep(0.2)
+
+
+def test_colocate_needs_ranks_and_as_many_bundles():
+    from agentropy.configs.compose import load_config
+    from agentropy.configs.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="colocate puts engine i in learner rank i's bundle"):
+        load_config(["cluster=ray", "cluster.rollout_engines=3", "cluster.learner_ranks=2", "cluster.colocate=true"])
+    with pytest.raises(ConfigError, match="two members of one NCCL group on one GPU"):
+        load_config(["cluster=ray", "cluster.rollout_engines=2", "cluster.learner_ranks=2", "cluster.colocate=true",
+                     "cluster.weight_sync=broadcast"])
