@@ -50,9 +50,9 @@ from agentropy.configs.schema import ClusterConfig
 from torch import nn
 
 if TYPE_CHECKING:
+    from agentropy.agents.backends.base import SamplingParams
     from agentropy.agents.backends.ray_engines import RayEngines
     from agentropy.agents.backends.weight_sync import Manifest
-    from agentropy.agents.backends.base import SamplingParams
     from agentropy.algorithms.data import TokenBatch, Trajectory
     from agentropy.algorithms.parts import RolloutRequest
     from agentropy.algorithms.rollout import BranchRule
@@ -115,7 +115,8 @@ class LearnerRank:
         model.load_state_dict(weights)
         model.to(device).eval()
         compute = getattr(torch, self.spec.compute_dtype)
-        gather = compute if self.mixed_precision and compute != getattr(torch, self.spec.master_dtype) else None
+        master = getattr(torch, self.spec.master_dtype)
+        gather = compute if self.mixed_precision and compute != master else None
         self.model = shard(model, param_dtype=gather, offload=self.offload)
         self.learner = self.spec.build(self.model, tokenizer, device=device)
         return self.rank
@@ -152,7 +153,8 @@ class LearnerRank:
         state = full_model_state(self.model)
         if self.rank == 0:
             group, manifest, nccl = self._sync
-            cast = {k: state[k].to(getattr(torch, d)) for k, d in zip(manifest.names, manifest.dtypes, strict=True)}
+            cast = {k: state[k].to(getattr(torch, d))
+                    for k, d in zip(manifest.names, manifest.dtypes, strict=True)}
             broadcast_state(group, manifest, cast, device="cuda" if nccl else "cpu")
 
 
@@ -171,9 +173,8 @@ class RemoteLearner:
     def __init__(self, spec: LearnerSpec, model: nn.Module, cluster: ClusterConfig, *,
                  group: Any = None) -> None:
         import ray
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
         from agentropy.algorithms.cluster import make_learner_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         self.model = model
         self.world = cluster.learner_ranks
@@ -222,10 +223,9 @@ class RemoteLearner:
     def _gather(self, refs: list[Any]) -> Any:
         """Rank 0's answer once every rank has answered; the first rank to fail raises at once
         (the others may wait in a collective for it forever)."""
-        pending = list(refs)
-        while pending:
-            ready, pending = self._ray.wait(pending, num_returns=1)
-            self._ray.get(ready)
+        from agentropy.agents.backends.ray_engines import wait_all
+
+        wait_all(self._ray, refs)
         return self._ray.get(refs[0])
 
     def update(self, batch: TokenBatch, labels: Sequence[str] | None = None) -> UpdateResult:

@@ -52,7 +52,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from agentropy.configs.schema import AgentConfig, ClusterConfig
 
-__all__ = ["RayEngines", "RolloutEngine", "placement_group_of_actor", "route"]
+__all__ = ["RayEngines", "RolloutEngine", "placement_group_of_actor", "route", "wait_all"]
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,6 @@ class RolloutEngine:
             from agentropy.agents.backends import BACKENDS
 
             self.backend, _ = BACKENDS.get(config.backend)(config, model_path)
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def where(self) -> tuple[str, int, str | None]:
         """This engine's node address, process id and placement group (None: none)."""
@@ -122,6 +119,15 @@ def placement_group_of_actor() -> str | None:
     return group or None
 
 
+def wait_all(ray: Any, refs: Sequence[Any]) -> None:
+    """Wait for every reference; the first that failed raises at once (the others may be waiting
+    in a collective for it forever)."""
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        ray.get(ready)
+
+
 def route(keys: Sequence[Any], lengths: Sequence[int], home: Mapping[Any, int], engines: int) -> list[int]:
     """The engine of each prompt: its episode's ``home`` engine if it has one, else the engine
     with the fewest prompts so far in this call (ties: fewest prompt tokens, then lowest index).
@@ -139,7 +145,7 @@ def route(keys: Sequence[Any], lengths: Sequence[int], home: Mapping[Any, int], 
             out[i] = home[key]
             load[home[key]][0] += 1
             load[home[key]][1] += lengths[i]
-    for i, key in enumerate(keys):
+    for i in range(len(keys)):
         if out[i] is None:
             e = min(range(engines), key=lambda k: (load[k][0], load[k][1], k))
             out[i] = e
@@ -180,7 +186,7 @@ class RayEngines:
         self.replaced = 0
         try:
             self.engines = [self._start(e) for e in range(cluster.rollout_engines)]
-            self._wait([e.pid.remote() for e in self.engines])
+            self._wait([e.where.remote() for e in self.engines])
         except BaseException:
             self.close()
             raise
@@ -206,8 +212,8 @@ class RayEngines:
     def _wait(self, refs: list[Any]) -> list[Any]:
         ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=ENGINE_START_TIMEOUT_S)
         if len(ready) < len(refs):
-            raise RuntimeError(f"cluster.rollout_engines: {len(refs) - len(ready)} engine(s) did not start in "
-                               f"{ENGINE_START_TIMEOUT_S:g} s (free: {self._ray.available_resources()})")
+            raise RuntimeError(f"cluster.rollout_engines: {len(refs) - len(ready)} engine(s) did not start "
+                               f"in {ENGINE_START_TIMEOUT_S:g} s (free: {self._ray.available_resources()})")
         return self._ray.get(refs)
 
     @property
@@ -216,7 +222,7 @@ class RayEngines:
 
     def pids(self) -> list[int]:
         """The engines' process ids (for tests and the placement log)."""
-        return self._ray.get([e.pid.remote() for e in self.engines])
+        return [pid for _, pid, _ in self.where()]
 
     def generate(
         self,
@@ -263,7 +269,7 @@ class RayEngines:
         """A new engine in slot ``e``, with the current weights."""
         self._ray.kill(self.engines[e], no_restart=True)
         self.engines[e] = self._start(e)
-        self._wait([self.engines[e].pid.remote()])
+        self._wait([self.engines[e].where.remote()])
         if self._weights is not None:
             self._ray.get(self.engines[e].update_weights.remote(self._weights, self._version))
         self._home = {k: v for k, v in self._home.items() if v != e}
@@ -276,7 +282,8 @@ class RayEngines:
         update from ``send()``, the calls that make rank 0 broadcast (``cluster.weight_sync=broadcast``)."""
         world = 1 + len(self.engines)
         self._broadcast, self._manifest = send, manifest
-        return [e.open_sync_group.remote(address, 1 + i, world, manifest, nccl) for i, e in enumerate(self.engines)]
+        return [e.open_sync_group.remote(address, 1 + i, world, manifest, nccl)
+                for i, e in enumerate(self.engines)]
 
     def update_weights(self, state_dict: Mapping[str, Tensor], *, version: int | None = None) -> None:
         """Put ``state_dict`` in the object store once; every engine loads it from there. With a
@@ -305,15 +312,11 @@ class RayEngines:
 
     def _receive_broadcast(self, version: int) -> None:
         assert self._broadcast is not None
-        refs = [e.receive_weights.remote(version) for e in self.engines] + self._broadcast()
-        pending = list(refs)
         try:
-            while pending:  # the first failure raises at once: the others wait in the broadcast
-                ready, pending = self._ray.wait(pending, num_returns=1)
-                self._ray.get(ready)
+            wait_all(self._ray, [e.receive_weights.remote(version) for e in self.engines] + self._broadcast())
         except Exception as exc:
-            raise RuntimeError(f"weight broadcast to the rollout engines failed: {str(exc).splitlines()[0][:300]}"
-                               ) from None
+            first = str(exc).splitlines()[0][:300]
+            raise RuntimeError(f"weight broadcast to the rollout engines failed: {first}") from None
         self._version = version
 
     def sync_metrics(self) -> dict[str, float]:

@@ -18,6 +18,7 @@ but not run (no GPU).
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ class Manifest:
                    tuple(_name(t.dtype) for t in state.values()))
 
     def nbytes(self, i: int) -> int:
-        return _numel(self.shapes[i]) * getattr(torch, self.dtypes[i]).itemsize
+        return math.prod(self.shapes[i]) * getattr(torch, self.dtypes[i]).itemsize
 
     @property
     def total_bytes(self) -> int:
@@ -88,13 +89,6 @@ class Manifest:
         if len(self.names) > start:
             out.append(range(start, len(self.names)))
         return out
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def open_group(address: str, rank: int, world: int, *, nccl: bool, timeout_s: float = 300.0) -> SyncGroup:
@@ -125,7 +119,8 @@ class SyncGroup:
 
 
 def broadcast_state(group: SyncGroup, manifest: Manifest, state: Mapping[str, Tensor] | None = None, *,
-                    device: torch.device | str = "cpu", bucket_bytes: int = BUCKET_BYTES) -> dict[str, Tensor]:
+                    device: torch.device | str = "cpu",
+                    bucket_bytes: int = BUCKET_BYTES) -> dict[str, Tensor]:
     """Send (rank 0, ``state`` given) or receive (the others, ``state`` None) the tensors of
     ``manifest`` over ``group``, one bucket of about ``bucket_bytes`` per call (each tensor
     starts at a multiple of 16 bytes, so any dtype can view its bytes). The sender's
@@ -145,7 +140,8 @@ def broadcast_state(group: SyncGroup, manifest: Manifest, state: Mapping[str, Te
                     raise ValueError(f"weight broadcast: {manifest.names[i]} is {tuple(t.shape)} "
                                      f"{_name(t.dtype)}, the manifest says {manifest.shapes[i]} "
                                      f"{manifest.dtypes[i]}")
-                flat[offset:offset + manifest.nbytes(i)].copy_(t.detach().contiguous().reshape(-1).view(torch.uint8))
+                data = t.detach().contiguous().reshape(-1).view(torch.uint8)
+                flat[offset:offset + manifest.nbytes(i)].copy_(data)
         group.broadcast(flat, 0).wait()
         for i, offset in zip(bucket, offsets, strict=True):
             out[manifest.names[i]] = (flat[offset:offset + manifest.nbytes(i)]
