@@ -29,7 +29,8 @@ from agentropy.algorithms.parts import Tally
 from torch import Tensor, nn
 
 __all__ = ["average_replicated_grads", "clip_grad_norm", "data_parallel_world", "full_model_state",
-           "full_state", "reduce_sums", "reduce_tally", "shard", "shard_optimizer_state", "share_of"]
+           "full_state", "full_tensor", "reduce_sums", "reduce_tally", "shard", "shard_optimizer_state",
+           "share_of"]
 
 
 def data_parallel_world(model: nn.Module) -> tuple[int, int]:
@@ -135,8 +136,8 @@ def clip_grad_norm(params: Sequence[Tensor], max_norm: float, *, ranks: bool = T
     replicated = torch.zeros((), dtype=torch.float64, device=device)
     for g, local in zip(grads, locals_, strict=True):
         flat = local.reshape(-1)
-        squares = sum((flat[i:i + NORM_CHUNK].double().pow(2).sum() for i in range(0, flat.numel(), NORM_CHUNK)),
-                      torch.zeros((), dtype=torch.float64, device=device))
+        chunks = (flat[i:i + NORM_CHUNK].double().pow(2).sum() for i in range(0, flat.numel(), NORM_CHUNK))
+        squares = sum(chunks, torch.zeros((), dtype=torch.float64, device=device))
         if isinstance(g, DTensor):
             sharded += squares.to(device)
         else:
@@ -188,12 +189,46 @@ def reduce_sums(values: dict[str, Tensor | float]) -> dict[str, float]:
     return dict(zip(keys, _summed(values, keys).tolist(), strict=True))
 
 
+def full_tensor(t: Tensor) -> Tensor:
+    """The whole of ``t`` if it is a DTensor (else ``t``), on the device of its shard; every rank
+    must call it.
+
+    FSDP2's layout (a 1-D mesh, ``Shard(0)``, rank i holding rows ``[i*c, (i+1)*c)`` with
+    ``c = ceil(rows / world)``) is gathered by one blocking ``all_gather_into_tensor`` of the
+    shards padded to ``c`` rows, the collective FSDP2 itself takes in every update; DTensor's own
+    gather (asynchronous functional collectives) is left to other layouts. Gathering state after an
+    update through DTensor once hung both gloo ranks (rarely, not reproduced on demand): this path
+    keeps every collective of the ranks a blocking c10d call."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    if not isinstance(t, DTensor):
+        return t
+    mesh = t.device_mesh
+    if mesh.ndim != 1 or tuple(t.placements) != (Shard(0),) or t.dim() == 0:
+        return t.full_tensor()
+    group = mesh.get_group()
+    world = dist.get_world_size(group)
+    local = t.to_local()
+    rows = -(-t.shape[0] // world)
+    padded = local.new_zeros((rows, *t.shape[1:]))
+    padded[:local.shape[0]].copy_(local)
+    padded = _on_wire(padded)
+    out = padded.new_empty((world * rows, *t.shape[1:]))
+    dist.all_gather_into_tensor(out, padded, group=group)
+    return out[:t.shape[0]].to(local.device)
+
+
 def full_model_state(model: nn.Module) -> dict[str, Tensor]:
     """The sharded model's full (unsharded) state dict on CPU, as an unsharded model's
-    ``state_dict()`` names it, on rank 0 (empty on the others); every rank must call it."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    ``state_dict()`` names it, on rank 0 (empty on the others); every rank must call it (one
+    :func:`full_tensor` per sharded entry, in the state dict's order)."""
+    rank = dist.get_rank()
+    out = {}
+    for name, value in model.state_dict().items():  # FSDP2: the shards, no communication
+        full = full_tensor(value)
+        if rank == 0:
+            out[name] = full.detach().cpu()
+    return out
 
 
 def full_state(obj: object) -> object:
@@ -203,7 +238,7 @@ def full_state(obj: object) -> object:
     from torch.distributed.tensor import DTensor
 
     if isinstance(obj, DTensor):
-        return obj.full_tensor().cpu()
+        return full_tensor(obj).cpu()
     if isinstance(obj, dict):
         return {k: full_state(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -67,9 +67,9 @@ class LearnerRank:
     """One data-parallel learner rank (run as a Ray actor by :class:`RemoteLearner`)."""
 
     def __init__(self, rank: int, world: int, spec: LearnerSpec, threads: int, *,
-                 mixed_precision: bool = False, offload: bool = False) -> None:
+                 mixed_precision: bool = False, offload: bool = False, timeout_s: float = 600.0) -> None:
         self.rank, self.world, self.spec = rank, world, spec
-        self.mixed_precision, self.offload = mixed_precision, offload
+        self.mixed_precision, self.offload, self.timeout_s = mixed_precision, offload, timeout_s
         self.learner: Learner | None = None
         self.model: nn.Module | None = None
         torch.set_num_threads(max(threads, 1))
@@ -94,6 +94,7 @@ class LearnerRank:
     def setup(self, address: str, weights: dict[str, torch.Tensor]) -> int:
         """Join the process group at ``address``, build the model with the driver's ``weights``,
         shard it and build the learner; returns the rank."""
+        import datetime
         import random
 
         import numpy as np
@@ -107,7 +108,7 @@ class LearnerRank:
         if gpu:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if gpu else "gloo", init_method=address, rank=self.rank,
-                                world_size=self.world)
+                                world_size=self.world, timeout=datetime.timedelta(seconds=self.timeout_s))
         random.seed(self.spec.seed)
         np.random.seed(self.spec.seed % 2**32)
         torch.manual_seed(self.spec.seed)
@@ -195,7 +196,7 @@ class RemoteLearner:
                     scheduling_strategy=PlacementGroupSchedulingStrategy(
                         placement_group=group, placement_group_bundle_index=i),
                 ).remote(i, self.world, spec, threads, mixed_precision=cluster.learner_mixed_precision,
-                         offload=cluster.learner_offload)
+                         offload=cluster.learner_offload, timeout_s=cluster.collective_timeout_s)
                 for i in range(self.world)
             ]
             address = ray.get(self.ranks[0].rendezvous.remote())

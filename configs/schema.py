@@ -817,6 +817,10 @@ class ClusterConfig:
     """FSDP2 CPU offload for the ranks: the sharded parameters, gradients and the optimizer step
     live in CPU memory, each unit copied to the GPU for its passes (less GPU memory, slower);
     on CPU ranks nothing moves"""
+    collective_timeout_s: float = 600.0
+    """the longest one collective of the learner ranks may wait for the others (their process
+    group's timeout): a rank that waits longer fails the call, and so the run, with the
+    collective's error instead of hanging"""
     learner_placement: str = "PACK"
     """Ray placement-group strategy of the learner ranks' bundles: ``PACK``, ``SPREAD``,
     ``STRICT_PACK`` or ``STRICT_SPREAD``"""
@@ -845,6 +849,7 @@ class ClusterConfig:
         _positive("cluster.learner_ranks", self.learner_ranks)
         _positive("cluster.learner_cpus_per_rank", self.learner_cpus_per_rank)
         _positive("cluster.learner_gpus_per_rank", self.learner_gpus_per_rank, allow_zero=True)
+        _positive("cluster.collective_timeout_s", self.collective_timeout_s)
         _choice("cluster.learner_placement", self.learner_placement,
                 ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"))
         _positive("cluster.rollout_engines", self.rollout_engines, allow_zero=True)

@@ -3,7 +3,8 @@ a relative 1e-5 (L2, per tensor) and parameters within 1e-5 (float32), for grpo,
 value head is not sharded: its gradient is averaged over the ranks like the shards'), empg, and
 epo and spear over two updates (the entropy history and the replay buffer carry over); grpo
 with FSDP2's CPU offload (the same update) and bfloat16 mixed precision (within 2% of one
-process under bfloat16 autocast). agentropy.algorithms.distributed says how."""
+process under bfloat16 autocast); the full weights the ranks send after an update.
+agentropy.algorithms.distributed says how."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def _rank(rank: int, world: int, port: int, model_dir: str, batch, out: str) -> 
             dp.shard(model, **kwargs)
             learner = _learner(model, "grpo", compute_dtype=COMPUTE.get(variant))
             metrics = [learner.update(batch).metrics]
-            results[variant] = {**_state(model, learner), "metrics": metrics}
+            results[variant] = {**_state(model, learner), "metrics": metrics,
+                                "full_model_state": dp.full_model_state(model)}
+        results["gathered"] = _gathers(world)
         model, _ = load_pretrained(model_dir)
         dp.shard(model)
         try:
@@ -99,6 +102,18 @@ def _rank(rank: int, world: int, port: int, model_dir: str, batch, out: str) -> 
             torch.save(results, out)
     finally:
         dist.destroy_process_group()
+
+
+def _gathers(world: int) -> list[bool]:
+    """dp.full_tensor of FSDP2's layout (Shard(0) on a 1-D mesh) with uneven and empty shards
+    (1, 3 and 5 rows over the ranks) gives the tensor back."""
+    from agentropy.algorithms import distributed as dp
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (world,))
+    tensors = [torch.arange(n * 3, dtype=torch.float32).reshape(n, 3) for n in (1, 3, 5)]
+    return [torch.equal(dp.full_tensor(distribute_tensor(t, mesh, [Shard(0)])), t) for t in tensors]
 
 
 def _count_training_rows(learner: Learner) -> list[int]:
@@ -163,6 +178,23 @@ def test_offload_gives_the_same_update(tiny_model_dir, two_ranks):
     for kind in ("grads", "params"):
         assert got[kind].keys() == want[kind].keys()
         assert all(torch.equal(got[kind][k], want[kind][k]) for k in want[kind]), kind
+
+
+@pytest.mark.slow
+def test_full_model_state_is_the_unsharded_state_dict(tiny_model_dir, two_ranks):
+    """What the ranks send after an update (dp.full_model_state, rank 0): an unsharded model's
+    state dict names, shapes and dtypes, holding the sharded parameters' values (FSDP2 with and
+    without offload and bf16 gathers); uneven and empty shards gather back whole."""
+    _, results = two_ranks
+    names = load_pretrained(tiny_model_dir)[0].state_dict()
+    assert results["gathered"] == [True, True, True]
+    for variant in VARIANTS:
+        state = results[variant]["full_model_state"]
+        assert state.keys() == names.keys(), variant
+        for key, value in state.items():
+            assert value.device.type == "cpu" and value.shape == names[key].shape, key
+            assert value.dtype == names[key].dtype, key
+            assert torch.equal(value, results[variant]["params"][key]), key
 
 
 @pytest.mark.slow

@@ -203,6 +203,33 @@ def test_a_tied_head_is_refused_before_anything_starts(tmp_path, tiny_model_dir)
            "cluster.learner_ranks=2", f"hydra.run.dir={tmp_path / 'run'}"]
     out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines()[-1].startswith("agentropy train: invalid config: cluster.learner_ranks=2: ")
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("agentropy train: invalid config: cluster.learner_ranks=2: ")
     assert "ties its output head to its embeddings" in out.stderr
     assert not (tmp_path / "run" / "episodes.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_rank_alone_in_a_collective_fails_after_the_timeout(ray_local, tiny_model_dir):
+    """``cluster.collective_timeout_s`` is the ranks' process-group timeout: rank 0 asked alone for
+    the full weights (a gather the other rank never joins) fails with the collective's error in
+    about that time, instead of waiting forever."""
+    import ray
+    from agentropy.agents.tiny import load_pretrained
+    from agentropy.algorithms.learner import LearnerSpec
+    from agentropy.algorithms.ray_learner import RemoteLearner
+    from agentropy.configs.schema import ClusterConfig
+
+    model, _ = load_pretrained(tiny_model_dir)
+    spec = LearnerSpec(load_config(["algorithm=grpo", "algorithm.kl.coef=0"]).algorithm,
+                       model_path=str(tiny_model_dir), master_dtype="float32", compute_dtype="float32",
+                       total_steps=1, max_new_tokens=16, max_seq_len=128, seed=0)
+    cluster = ClusterConfig(backend="ray", learner_ranks=2, learner_cpus_per_rank=0.5, collective_timeout_s=5)
+    learner = RemoteLearner(spec, model, cluster)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ray.exceptions.RayTaskError, match="(?i)timed? ?out"):
+            ray.get(learner.ranks[0].weights.remote(), timeout=120)
+        assert time.monotonic() - t0 < 60
+    finally:
+        learner.close()
