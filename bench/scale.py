@@ -4,7 +4,9 @@ Both pools have the same workers and slots and play the same recorded episodes (
 recordings and its lockstep player); both are open at once, play one untimed round (workers and
 engines start, JVMs compile their hot code), then take turns round by round, the order
 alternating, so a change in the machine's load hits both. Only ``step`` calls are timed. Target:
-the Ray pool at >= 0.8x the subprocess pool's steps/s on this machine kind.
+the Ray pool at >= 0.8x the subprocess pool's steps/s on this machine kind. TextWorld runs with 2
+slots (one env per actor call, where the cost of a call shows most) and 8 (four per call; a
+training iteration steps many more: the quickstart's 64 envs over 2 workers); ScienceWorld with 2.
 
 Learner ranks (``--parts learner``): seconds per update of the tiny model's learner as two Ray
 actors (``cluster.learner_ranks=2``, FSDP2 over gloo, the full weights pulled into the driver
@@ -24,7 +26,7 @@ broadcast, load) against the object store's 2 engines.
 Usage (from the repository root)::
 
     python bench/scale.py                       # TextWorld, ScienceWorld and the learner ranks
-    python bench/scale.py --rounds 5 --pool-slots 4
+    python bench/scale.py --rounds 5 --pool-slots 2 4 16
     python bench/scale.py --parts learner --learner-groups 8
     python bench/scale.py --parts sync --sync-rounds 5
 """
@@ -54,22 +56,22 @@ bench_envs = sys.modules["bench_envs"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_envs)
 
 
-def ray_vs_subprocess(name: str, spec: EnvSpec, episodes: Sequence, args: argparse.Namespace):
-    specs = [spec] * args.pool_slots
+def ray_vs_subprocess(name: str, spec: EnvSpec, episodes: Sequence, args: argparse.Namespace, slots: int):
+    specs = [spec] * slots
     totals = {"ray": [0, 0.0], "subprocess": [0, 0.0]}
     with make_pool(specs, "ray", num_workers=args.pool_workers, timeout_s=600) as ray_pool, \
             make_pool(specs, "subprocess", num_workers=args.pool_workers, timeout_s=600) as sub_pool:
         pools = [("ray", ray_pool), ("subprocess", sub_pool)]
         for _, pool in pools:
-            bench_envs._pool_seconds(pool, args.pool_slots, episodes)
+            bench_envs._pool_seconds(pool, slots, episodes)
         for r in range(args.rounds):
             for key, pool in pools if r % 2 == 0 else pools[::-1]:
-                steps, seconds = bench_envs._pool_seconds(pool, args.pool_slots, episodes)
+                steps, seconds = bench_envs._pool_seconds(pool, slots, episodes)
                 totals[key][0] += steps
                 totals[key][1] += seconds
     rate = {k: n / s for k, (n, s) in totals.items()}
     return bench_envs.Row(f"EnvPool {name}: ray vs subprocess ({args.pool_workers} workers, "
-                          f"{args.pool_slots} slots)", rate["ray"], rate["subprocess"], "steps/s", ">= 0.8x")
+                          f"{slots} slots)", rate["ray"], rate["subprocess"], "steps/s", ">= 0.8x")
 
 
 def learner_ranks(args: argparse.Namespace) -> list[bench_envs.Row]:
@@ -181,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=4, help="recorded TextWorld episodes")
     parser.add_argument("--textworld-game", default="cooking")
     parser.add_argument("--science-tasks", default="find-animal,chemistry-mix,power-component")
-    parser.add_argument("--pool-slots", type=int, default=2)
+    parser.add_argument("--pool-slots", type=int, nargs="+", default=[2, 8],
+                        help="TextWorld rows: envs over the workers (2: one env per actor call)")
+    parser.add_argument("--science-slots", type=int, default=2, help="ScienceWorld row: envs (a JVM each)")
     parser.add_argument("--pool-workers", type=int, default=2)
     parser.add_argument("--parts", nargs="*", default=["pools", "learner", "sync"],
                         choices=["pools", "learner", "sync"])
@@ -197,17 +201,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.time()
     # Ray counts CPUs (it does not pin them): 2 env actors x 0.5 and 2 learner ranks x 1 fit in 4;
     # the object store holds a ~30M-parameter model's weights (120 MB) a few times over
-    session = connect(ClusterConfig(backend="ray", num_cpus=max(os.cpu_count() or 1, 4), object_store_mb=1024))
+    session = connect(ClusterConfig(backend="ray", num_cpus=max(os.cpu_count() or 1, 4),
+                                    object_store_mb=1024))
     rows = []
     try:
         if "pools" in args.parts:
             kwargs, episodes = bench_envs._textworld_episodes(args.textworld_game, args.episodes)
-            rows.append(ray_vs_subprocess("TextWorld", EnvSpec("agentropy/TextWorld-v0", kwargs),
-                                          episodes, args))
+            for slots in args.pool_slots:
+                rows.append(ray_vs_subprocess("TextWorld", EnvSpec("agentropy/TextWorld-v0", kwargs),
+                                              episodes, args, slots))
             print(f"textworld: done ({time.time() - start:.0f} s)", file=sys.stderr)
             kwargs, episodes, _ = bench_envs._science_episodes(args.science_tasks)
             rows.append(ray_vs_subprocess("ScienceWorld", EnvSpec("agentropy/ScienceWorld-v0", kwargs),
-                                          episodes, args))
+                                          episodes, args, args.science_slots))
             print(f"science: done ({time.time() - start:.0f} s)", file=sys.stderr)
         if "learner" in args.parts:
             rows += learner_ranks(args)
