@@ -120,8 +120,9 @@ def make_learner_group(cfg: ClusterConfig) -> Any:
     ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)
     if not ready:
         remove_placement_group(group)
-        raise RuntimeError(f"cluster.learner_ranks={cfg.learner_ranks}: Ray could not place {cfg.learner_ranks} "
-                           f"bundles of {bundle} in {PLACEMENT_TIMEOUT_S:g} s (free: {ray.available_resources()})")
+        raise RuntimeError(f"cluster.learner_ranks={cfg.learner_ranks}: Ray could not place "
+                           f"{cfg.learner_ranks} bundles of {bundle} in {PLACEMENT_TIMEOUT_S:g} s "
+                           f"(free: {ray.available_resources()})")
     return group
 
 

@@ -179,9 +179,9 @@ class Trainer:
         self.model, self.tokenizer = load_pretrained(self.model_path, dtype=self.master_dtype)
         self.model.to(self.device).eval()
         if cfg.cluster.learner_ranks > 1 and getattr(self.model.config, "tie_word_embeddings", False):
-            raise ConfigError(f"cluster.learner_ranks={cfg.cluster.learner_ranks}: {cfg.agent.model} ties its "
-                              "output head to its embeddings, which the sharded ranks cannot split; use "
-                              "one rank or an untied model")
+            raise ConfigError(f"cluster.learner_ranks={cfg.cluster.learner_ranks}: {cfg.agent.model} "
+                              "ties its output head to its embeddings, which the sharded ranks cannot "
+                              "split; use one rank or an untied model")
         if cfg.agent.lora.enabled:  # every learner then trains the adapters only (agents/lora.py)
             from agentropy.agents.lora import apply_lora
 
@@ -269,7 +269,8 @@ class Trainer:
         if cfg.cluster.weight_sync == "broadcast":  # rank 0 -> engines, not through the driver
             from agentropy.agents.backends.weight_sync import Manifest
 
-            learner.link_engines(self.agent.backend, Manifest.of(engine_state_dict(self.model, cfg.agent.dtype)))
+            manifest = Manifest.of(engine_state_dict(self.model, cfg.agent.dtype))
+            learner.link_engines(self.agent.backend, manifest)
         return learner
 
     # ------------------------------------------------------------------ the run

@@ -60,7 +60,8 @@ def test_engines_generate_what_one_engine_in_this_process_does(engines, tiny_mod
     local = HFBackend(model, tokenizer)
     assert len(set(engines.pids())) == 2
     keys = ["a", "b", "c", "d", "e"]
-    assert _tokens(engines.generate(PROMPTS, GREEDY, _contexts(keys))) == _tokens(local.generate(PROMPTS, GREEDY))
+    expected = _tokens(local.generate(PROMPTS, GREEDY))
+    assert _tokens(engines.generate(PROMPTS, GREEDY, _contexts(keys))) == expected
     homes = dict(engines._home)
     assert homes == {"a": 0, "b": 1, "c": 1, "d": 0, "e": 1}  # by count, then tokens (6 3 4 5 3)
     engines.generate(PROMPTS[:3], GREEDY, _contexts(keys[:3]))  # d and e ended
@@ -268,7 +269,8 @@ def test_colocate_needs_ranks_and_as_many_bundles():
     from agentropy.configs.schema import ConfigError
 
     with pytest.raises(ConfigError, match="colocate puts engine i in learner rank i's bundle"):
-        load_config(["cluster=ray", "cluster.rollout_engines=3", "cluster.learner_ranks=2", "cluster.colocate=true"])
+        load_config(["cluster=ray", "cluster.rollout_engines=3", "cluster.learner_ranks=2",
+                     "cluster.colocate=true"])
     with pytest.raises(ConfigError, match="two members of one NCCL group on one GPU"):
-        load_config(["cluster=ray", "cluster.rollout_engines=2", "cluster.learner_ranks=2", "cluster.colocate=true",
-                     "cluster.weight_sync=broadcast"])
+        load_config(["cluster=ray", "cluster.rollout_engines=2", "cluster.learner_ranks=2",
+                     "cluster.colocate=true", "cluster.weight_sync=broadcast"])

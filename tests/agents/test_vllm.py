@@ -146,11 +146,13 @@ def test_a_vllm_engine_as_a_ray_actor_generates_as_hf_before_and_after_a_weight_
     prompts = chat_prompts(tokenizer)
     config = AgentConfig(backend="vllm")
     config.vllm.max_model_len = 1024
-    engines = RayEngines(config, tiny_model_dir, ClusterConfig(backend="ray", rollout_engines=1, engine_cpus=1))
+    cluster = ClusterConfig(backend="ray", rollout_engines=1, engine_cpus=1)
+    engines = RayEngines(config, tiny_model_dir, cluster)
     try:
         _same(HFBackend(model, tokenizer).generate(prompts, GREEDY), engines.generate(prompts, GREEDY))
         engines.update_weights(other_weights.state_dict(), version=1)
         assert engines.policy_version == 1
-        _same(HFBackend(other_weights, tokenizer).generate(prompts, GREEDY), engines.generate(prompts, GREEDY))
+        expected = HFBackend(other_weights, tokenizer).generate(prompts, GREEDY)
+        _same(expected, engines.generate(prompts, GREEDY))
     finally:
         engines.close()
