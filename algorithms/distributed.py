@@ -194,7 +194,7 @@ def full_tensor(t: Tensor) -> Tensor:
     must call it.
 
     FSDP2's layout (a 1-D mesh, ``Shard(0)``, rank i holding rows ``[i*c, (i+1)*c)`` with
-    ``c = ceil(rows / world)``) is gathered by one blocking ``all_gather_into_tensor`` of the
+    ``c = ceil(rows / world)``) is gathered by one blocking ``all_gather_single`` of the
     shards padded to ``c`` rows, the collective FSDP2 itself takes in every update; DTensor's own
     gather (asynchronous functional collectives) is left to other layouts. Gathering state after an
     update through DTensor once hung both gloo ranks (rarely, not reproduced on demand): this path
@@ -214,7 +214,9 @@ def full_tensor(t: Tensor) -> Tensor:
     padded[:local.shape[0]].copy_(local)
     padded = _on_wire(padded)
     out = padded.new_empty((world * rows, *t.shape[1:]))
-    dist.all_gather_into_tensor(out, padded, group=group)
+    # all_gather_into_tensor is the older torch's name of the same collective
+    gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    gather(out, padded, group=group)
     return out[:t.shape[0]].to(local.device)
 
 
