@@ -67,7 +67,7 @@ class LearnerRank:
     """One data-parallel learner rank (run as a Ray actor by :class:`RemoteLearner`)."""
 
     def __init__(self, rank: int, world: int, spec: LearnerSpec, threads: int, *,
-                 mixed_precision: bool = False, offload: bool = False, timeout_s: float = 600.0) -> None:
+                 timeout_s: float, mixed_precision: bool = False, offload: bool = False) -> None:
         self.rank, self.world, self.spec = rank, world, spec
         self.mixed_precision, self.offload, self.timeout_s = mixed_precision, offload, timeout_s
         self.learner: Learner | None = None
